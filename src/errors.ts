@@ -1,0 +1,34 @@
+/**
+ * The base of every error a user can act on. `code` is a stable id (tests and JSON reports
+ * match it), the message is for humans and names the file, the tensor, what was expected and
+ * what was found. Only cli/main.ts turns these into text and exit codes.
+ */
+export abstract class ConvertError extends Error {
+  abstract readonly code: string;
+  /** 2 for every error; verify's "found a difference" is a result, not an error. */
+  readonly exitCode: number = 2;
+  readonly hint?: string;
+
+  constructor(message: string, options?: { cause?: unknown; hint?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    if (options?.hint !== undefined) {
+      this.hint = options.hint;
+    }
+  }
+}
+
+/** A usage problem found after commander parsed the line (bad combination of flags, ...). */
+export class UsageError extends ConvertError {
+  readonly code = "usage";
+}
+
+/** The run was interrupted by a signal; exit code 128 + signal number. */
+export class InterruptedError extends ConvertError {
+  readonly code = "interrupted";
+  override readonly exitCode: number;
+  constructor(readonly signal: "SIGINT" | "SIGTERM") {
+    super(`interrupted by ${signal}; nothing was left in the output folder`);
+    this.exitCode = signal === "SIGINT" ? 130 : 143;
+  }
+}
