@@ -1,0 +1,192 @@
+import { gateUp } from "./transforms/gate-up.js";
+import { qkv } from "./transforms/qkv.js";
+import { column, replicated, row, vocab, type ShardPiece } from "./transforms/tp-split.js";
+import { applyPacks, applyRenames, extraStateKeys } from "./profile-apply.js";
+import { compareStateKeys } from "./order.js";
+import { viewOf, type MatrixView, type Segment } from "./rect.js";
+import type { Binding } from "./resolve.js";
+import type { ExpertImpl, LayerSpec, MegatronProfiles } from "./profiles.js";
+import type { ModelDims } from "../model/model-dims.js";
+import { paddedVocab, ranksOf, stageChunks, type ParallelLayout, type RankCoord, type StageChunk } from "../model/parallel-layout.js";
+import { byteLengthOf, type Dtype } from "../model/tensor.js";
+
+/** One tensor of a rank file: local name, what it is, and where each rectangle comes from. */
+export interface PlannedTensor {
+  readonly kind: "tensor";
+  readonly name: string;
+  readonly dtype: Dtype;
+  readonly shape: readonly number[];
+  /** The matrix its segments address (differs from the shape only for packed GroupedMLP weights). */
+  readonly view: MatrixView;
+  readonly segments: readonly Segment[];
+}
+
+export interface PlannedExtraState {
+  readonly kind: "extra-state";
+  readonly name: string;
+}
+
+export type PlannedEntry = PlannedTensor | PlannedExtraState;
+
+/** `model`, or `model0..N` with a virtual pipeline. */
+export interface PlannedModel {
+  readonly key: string;
+  readonly entries: readonly PlannedEntry[];
+}
+
+export interface RankFilePlan {
+  readonly rank: RankCoord;
+  readonly models: readonly PlannedModel[];
+}
+
+export interface PlanOptions {
+  readonly layout: ParallelLayout;
+  readonly spec: LayerSpec;
+  readonly experts: ExpertImpl;
+  /** Output dtype; undefined keeps each source tensor's dtype. */
+  readonly dtype?: Dtype | undefined;
+}
+
+export interface ConversionPlan extends PlanOptions {
+  readonly dims: ModelDims;
+  readonly paddedVocab: number;
+  readonly files: readonly RankFilePlan[];
+  readonly totalBytes: number;
+}
+
+interface Placed {
+  readonly binding: Binding;
+  readonly chunk: StageChunk;
+  readonly localLayer?: number;
+  readonly epRank?: number;
+  readonly localExpert?: number;
+}
+
+/** Bindings x dims x layout -> every rank file's entries, in state-dict order. Pure. */
+export function planConversion(
+  bindings: readonly Binding[],
+  dims: ModelDims,
+  options: PlanOptions,
+  profiles: MegatronProfiles,
+): ConversionPlan {
+  const { layout } = options;
+  const vp = paddedVocab(dims.vocab, layout);
+  const chunks = stageChunks(layout, dims.layers);
+  const placed = bindings.map((b) => place(b, chunks, dims, layout));
+  const files: RankFilePlan[] = [];
+  let totalBytes = 0;
+  for (const rank of ranksOf(layout)) {
+    const models = chunks
+      .filter((c) => c.pp === rank.pp)
+      .map((chunk) => {
+        const entries = modelEntries(placed, chunk, rank, dims, vp, options, profiles);
+        return { key: layout.vpp > 1 ? `model${chunk.vpp}` : "model", entries };
+      });
+    for (const m of models) {
+      for (const e of m.entries) {
+        totalBytes += e.kind === "tensor" ? byteLengthOf(e) : 0;
+      }
+    }
+    files.push({ rank, models });
+  }
+  return { ...options, dims, paddedVocab: vp, files, totalBytes };
+}
+
+function place(binding: Binding, chunks: readonly StageChunk[], dims: ModelDims, layout: ParallelLayout): Placed {
+  const { layer, expert } = binding.captures;
+  const stage = binding.rule.stage;
+  let chunk: StageChunk | undefined;
+  if (layer !== undefined) {
+    chunk = chunks.find((c) => c.layers.includes(layer));
+  } else if (stage === "first") {
+    chunk = chunks.find((c) => c.pp === 0 && c.vpp === 0);
+  } else {
+    chunk = chunks.find((c) => c.pp === layout.pp - 1 && c.vpp === layout.vpp - 1);
+  }
+  if (chunk === undefined) {
+    throw new Error(`internal: no pipeline chunk for ${binding.megatron}`);
+  }
+  const localLayer = layer === undefined ? undefined : chunk.layers.indexOf(layer);
+  if (expert === undefined) {
+    return { binding, chunk, ...(localLayer === undefined ? {} : { localLayer }) };
+  }
+  const perRank = dims.experts / layout.ep;
+  return {
+    binding,
+    chunk,
+    ...(localLayer === undefined ? {} : { localLayer }),
+    epRank: Math.floor(expert / perRank),
+    localExpert: expert % perRank,
+  };
+}
+
+function modelEntries(
+  placed: readonly Placed[],
+  chunk: StageChunk,
+  rank: RankCoord,
+  dims: ModelDims,
+  vp: number,
+  options: PlanOptions,
+  profiles: MegatronProfiles,
+): PlannedEntry[] {
+  const tensors: PlannedTensor[] = [];
+  for (const p of placed) {
+    if (p.chunk !== chunk || (p.epRank !== undefined && p.epRank !== rank.ep)) {
+      continue;
+    }
+    const piece = shardOf(p.binding, dims, options.layout.tp, rank.tp, vp);
+    const first = p.binding.inputs.values().next().value;
+    const captures = {
+      ...(p.localLayer === undefined ? {} : { layer: p.localLayer }),
+      ...(p.localExpert === undefined ? {} : { expert: p.localExpert }),
+    };
+    tensors.push({
+      kind: "tensor",
+      name: renderLocal(p.binding.rule.megatron.source, captures),
+      dtype: options.dtype ?? first?.dtype ?? dims.dtype,
+      shape: piece.shape,
+      view: viewOf(piece.shape),
+      segments: piece.segments,
+    });
+  }
+  const spec = profiles.specs[options.spec];
+  const experts = profiles.experts[options.experts];
+  const renamed = applyRenames(applyRenames(tensors, spec.renames), experts.renames);
+  const packed = applyPacks(renamed, experts.packs);
+  const entries: PlannedEntry[] = [...packed, ...extraStateKeys(packed, spec)];
+  return entries.sort((a, b) => compareStateKeys(a.name, b.name, profiles.moduleOrder, profiles.leafOrder));
+}
+
+function renderLocal(pattern: string, captures: { layer?: number; expert?: number }): string {
+  return pattern.replace("{layer}", String(captures.layer)).replace("{expert}", String(captures.expert));
+}
+
+/** The TP rank's piece of one binding; experts use ETP, which equals TP here. */
+export function shardOf(binding: Binding, dims: ModelDims, tp: number, rank: number, vp: number): ShardPiece {
+  const input = (role: string) => {
+    const t = binding.inputs.get(role);
+    if (t === undefined) {
+      throw new Error(`internal: binding ${binding.megatron} lacks input "${role}"`);
+    }
+    return t;
+  };
+  switch (binding.rule.combine) {
+    case "qkv":
+      return qkv(input("q"), input("k"), input("v"), dims, tp, rank);
+    case "gate-up":
+      return gateUp(input("gate"), input("up"), tp, rank);
+    case undefined:
+      break;
+  }
+  const only = input("");
+  switch (binding.rule.tp) {
+    case "replicated":
+      return replicated(only);
+    case "column":
+      return column(only, tp, rank);
+    case "row":
+      return row(only, tp, rank);
+    case "vocab":
+      return vocab(only, tp, rank, vp);
+  }
+}
