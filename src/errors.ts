@@ -32,3 +32,13 @@ export class InterruptedError extends ConvertError {
     this.exitCode = signal === "SIGINT" ? 130 : 143;
   }
 }
+
+/**
+ * Ends the run with an exit code after the command already reported its result (verify's 1
+ * for "found a difference"). cli/main.ts prints nothing more for it.
+ */
+export class ExitWithCode extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}

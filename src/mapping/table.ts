@@ -37,6 +37,8 @@ export interface MappingTable {
   readonly hfArchitectures: readonly string[];
   readonly config: Readonly<Record<string, readonly string[]>>;
   readonly megatronArgs: Readonly<Record<string, unknown>>;
+  /** Fixed config.json fields written by mcore2hf (the dims are added under their first config key). */
+  readonly hfConfig: Readonly<Record<string, unknown>>;
   readonly hfViews: readonly HfView[];
   readonly rules: readonly MappingRule[];
 }
@@ -53,6 +55,7 @@ export function loadTable(json: unknown, file: string): MappingTable {
   const archs = stringList(json["hfArchitectures"], "hfArchitectures", problems);
   const config = parseConfigKeys(json["config"], problems);
   const megatronArgs = isObject(json["megatronArgs"]) ? json["megatronArgs"] : {};
+  const hfConfig = isObject(json["hfConfig"]) ? json["hfConfig"] : {};
   const hfViews = asArray(json["hfViews"] ?? [], "hfViews", problems).map((v, i) => parseView(v, `hfViews[${i}]`, problems));
   const rules = asArray(json["rules"], "rules", problems).map((r, i) => parseRule(r, i, problems));
   checkDuplicateTargets(rules, problems);
@@ -65,6 +68,7 @@ export function loadTable(json: unknown, file: string): MappingTable {
     hfArchitectures: archs,
     config,
     megatronArgs,
+    hfConfig,
     hfViews: hfViews.filter((v): v is HfView => v !== undefined),
     rules: rules.filter((r): r is MappingRule => r !== undefined),
   };

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 
 let cached: string | undefined;
 
@@ -36,4 +36,10 @@ export function runPython(code: string, args: readonly string[] = [], input?: st
     maxBuffer: 256 << 20,
     stdio: ["pipe", "pipe", "pipe"],
   });
+}
+
+/** Runs a Python script with torch; returns exit status, stdout and stderr (never throws on status). */
+export function runPythonScript(script: string, args: readonly string[]): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync(pythonWithTorch(), [script, ...args], { encoding: "utf8", maxBuffer: 256 << 20 });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }

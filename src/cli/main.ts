@@ -1,0 +1,45 @@
+import { CommanderError } from "commander";
+import { buildProgram } from "./program.js";
+import { writeErr } from "./print.js";
+import { removeActiveStaging } from "../engine/atomic-dir.js";
+import { ConvertError, ExitWithCode, InterruptedError } from "../errors.js";
+
+/** The one place that turns errors into text and exit codes. */
+async function main(argv: readonly string[]): Promise<void> {
+  const program = buildProgram();
+  const stop = (signal: "SIGINT" | "SIGTERM") => () => {
+    removeActiveStaging();
+    const error = new InterruptedError(signal);
+    writeErr(`megatron-convert: ${error.message}`);
+    process.exit(error.exitCode);
+  };
+  process.once("SIGINT", stop("SIGINT"));
+  process.once("SIGTERM", stop("SIGTERM"));
+  try {
+    await program.parseAsync([...argv]);
+  } catch (error) {
+    process.exitCode = report(error);
+  }
+}
+
+function report(error: unknown): number {
+  if (error instanceof ExitWithCode) {
+    return error.exitCode;
+  }
+  if (error instanceof CommanderError) {
+    // --help and --version exit 0; every usage error exits 2 (commander's default is 1).
+    return error.exitCode === 0 ? 0 : 2;
+  }
+  if (error instanceof ConvertError) {
+    writeErr(`megatron-convert: error: ${error.message}`);
+    if (error.hint !== undefined) {
+      writeErr(`hint: ${error.hint}`);
+    }
+    return error.exitCode;
+  }
+  writeErr("megatron-convert: internal error (a bug; please report it with the command line and this trace):");
+  writeErr(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  return 2;
+}
+
+await main(process.argv);

@@ -1,0 +1,112 @@
+import { availableParallelism } from "node:os";
+import { Command, Option } from "commander";
+import { addTargetOptions, targetFrom, type RawTargetFlags } from "./layout-options.js";
+import { byteSize, expertImpl, iteration, layerSpec, outputDtype, positiveInt } from "./parse-options.js";
+import type { McoreFlags } from "./run-mcore.js";
+import type { Dtype } from "../model/tensor.js";
+import { PACKAGE_VERSION } from "../package-root.js";
+
+export const DEFAULT_JOBS = Math.max(1, Math.min(8, availableParallelism()));
+
+/** The commander program; each action lazily imports its command module. */
+export function buildProgram(): Command {
+  const program = new Command("megatron-convert")
+    .description("Convert HuggingFace MoE checkpoints (Mixtral) to and from Megatron-Core's sharded layout, streaming, without GPUs")
+    .version(PACKAGE_VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+
+  addTargetOptions(
+    program
+      .command("hf2mcore")
+      .description("convert a HuggingFace folder into a Megatron-Core legacy checkpoint for a TP/PP/EP layout")
+      .argument("<hf-dir>", "HuggingFace model folder (config.json + safetensors)")
+      .argument("<out-dir>", "output folder (must not exist, or be empty)"),
+  )
+    .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
+    .option("--dry-run", "print the plan, write nothing")
+    .option("--json", "print a JSON summary on stdout")
+    .option("--quiet", "no progress output")
+    .action(async (hf: string, out: string, flags: RawTargetFlags & { jobs: number; dryRun?: boolean; json?: boolean; quiet?: boolean }) => {
+      const { runHf2Mcore } = await import("./run-convert.js");
+      await runHf2Mcore(hf, out, targetFrom(flags), flags);
+    });
+
+  addTargetOptions(
+    program
+      .command("plan")
+      .description("print the rank files, tensor counts, bytes and Megatron flags for a layout; reads only headers")
+      .argument("<hf-dir>", "HuggingFace model folder"),
+  )
+    .option("--json", "print the plan as JSON")
+    .action(async (hf: string, flags: RawTargetFlags & { json?: boolean }) => {
+      const { runPlan } = await import("./run-convert.js");
+      await runPlan(hf, targetFrom(flags), flags);
+    });
+
+  program
+    .command("mcore2hf")
+    .description("convert a Megatron-Core legacy checkpoint back to HuggingFace safetensors + config.json")
+    .argument("<mcore-dir>", "Megatron checkpoint folder (with latest_checkpointed_iteration.txt, or an iteration folder)")
+    .argument("<out-dir>", "output folder (must not exist, or be empty)")
+    .option("--hf-config <path>", "the model's HF config.json or folder: true vocab size, config fields, tokenizer files to copy")
+    .option("--vocab-size <n>", "true (unpadded) vocab size, when there is no --hf-config or manifest", positiveInt("--vocab-size"))
+    .addOption(new Option("--iteration <n>", 'read this iteration instead of the tracker\'s: "release" or a number').argParser(iteration))
+    .addOption(new Option("--max-shard-size <size>", "largest safetensors shard, e.g. 5GB, 500MB").argParser(byteSize).default(5_000_000_000, "5GB"))
+    .addOption(new Option("--dtype <dtype>", "output dtype: keep, bf16, fp16, fp32").argParser(outputDtype).default("keep"))
+    .option("--tp <n>", "override the tensor parallel size read from args", positiveInt("--tp"))
+    .option("--pp <n>", "override the pipeline parallel size read from args", positiveInt("--pp"))
+    .option("--ep <n>", "override the expert parallel size read from args", positiveInt("--ep"))
+    .addOption(new Option("--spec <spec>", "override the detected layer spec (te, local)").argParser(layerSpec))
+    .addOption(new Option("--experts <impl>", "override the detected expert implementation").argParser(expertImpl))
+    .option("--json", "print a JSON summary on stdout")
+    .option("--quiet", "no progress output")
+    .action(async (mcore: string, out: string, flags: McoreFlags & { maxShardSize: number; dtype: Dtype | "keep"; json?: boolean; quiet?: boolean }) => {
+      const { runMcore2Hf } = await import("./run-mcore.js");
+      await runMcore2Hf(mcore, out, flags);
+    });
+
+  addTargetOptions(
+    program
+      .command("reshard")
+      .description("re-cut a Megatron-Core legacy checkpoint for another TP/PP/EP/VPP layout or expert implementation, without an HF copy")
+      .argument("<mcore-dir>", "source Megatron checkpoint folder")
+      .argument("<out-dir>", "output folder (must not exist, or be empty)"),
+  )
+    .option("--hf-config <path>", "the model's HF config.json or folder (for the true vocab size when the source has no manifest)")
+    .option("--vocab-size <n>", "true (unpadded) vocab size", positiveInt("--vocab-size"))
+    .addOption(new Option("--source-iteration <n>", "read this iteration of the source").argParser(iteration))
+    .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
+    .option("--dry-run", "print the plan, write nothing")
+    .option("--json", "print a JSON summary on stdout")
+    .option("--quiet", "no progress output")
+    .action(async (mcore: string, out: string, flags: RawTargetFlags & McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; json?: boolean; quiet?: boolean }) => {
+      const { runReshard } = await import("./run-mcore.js");
+      await runReshard(mcore, out, targetFrom(flags), flags);
+    });
+
+  program
+    .command("verify")
+    .description("check a Megatron checkpoint against its HuggingFace source: exit 0 all equal, 1 a difference, 2 an error")
+    .argument("<hf-dir>", "HuggingFace model folder")
+    .argument("<mcore-dir>", "Megatron checkpoint folder")
+    .option("--report <file>", "write the JSON report to this file")
+    .option("--json", "print the JSON report on stdout")
+    .option("--jobs <n>", "rank files checked at once", positiveInt("--jobs"), DEFAULT_JOBS)
+    .action(async (hf: string, mcore: string, flags: { report?: string; json?: boolean; jobs: number }) => {
+      const { runVerify } = await import("./run-verify.js");
+      await runVerify(hf, mcore, flags);
+    });
+
+  program
+    .command("inspect")
+    .description("list the tensors and entries of a safetensors file or folder, a .pt file, or a Megatron checkpoint")
+    .argument("<path>", "file or folder")
+    .option("--json", "print JSON")
+    .action(async (path: string, flags: { json?: boolean }) => {
+      const { runInspect } = await import("./run-inspect.js");
+      await runInspect(path, flags);
+    });
+
+  return program;
+}

@@ -1,0 +1,84 @@
+import { formatBytes, writeOut } from "./print.js";
+import { progressReporter } from "./progress-bars.js";
+import type { TargetOptions } from "../commands/build-plan.js";
+import { mcore2hf } from "../commands/mcore2hf.js";
+import { reshard } from "../commands/reshard.js";
+import type { ExpertImpl, LayerSpec } from "../mapping/profiles.js";
+import type { Dtype } from "../model/tensor.js";
+
+export interface McoreFlags {
+  hfConfig?: string;
+  vocabSize?: number;
+  iteration?: number | "release";
+  tp?: number;
+  pp?: number;
+  ep?: number;
+  spec?: LayerSpec;
+  experts?: ExpertImpl;
+}
+
+export async function runMcore2Hf(
+  mcore: string,
+  out: string,
+  flags: McoreFlags & { maxShardSize: number; dtype: Dtype | "keep"; json?: boolean; quiet?: boolean },
+): Promise<void> {
+  const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true });
+  try {
+    const result = await mcore2hf({
+      mcore,
+      out,
+      maxShardBytes: flags.maxShardSize,
+      dtype: flags.dtype === "keep" ? undefined : flags.dtype,
+      iteration: flags.iteration,
+      hfConfig: flags.hfConfig,
+      vocabSize: flags.vocabSize,
+      layout: { tp: flags.tp, pp: flags.pp, ep: flags.ep, ...(flags.tp === undefined ? {} : { etp: flags.tp }) },
+      spec: flags.spec,
+      experts: flags.experts,
+      onProgress: progress.listener,
+    });
+    progress.stop();
+    if (flags.json === true) {
+      writeOut(JSON.stringify({ out, ...result }, null, 2));
+      return;
+    }
+    writeOut(`wrote ${out}: ${result.tensors} tensors, ${formatBytes(result.bytes)} in ${result.files.length} safetensors file(s), ${result.seconds.toFixed(2)} s`);
+    for (const note of result.notes) {
+      writeOut(`note: ${note}`);
+    }
+  } finally {
+    progress.stop();
+  }
+}
+
+export async function runReshard(
+  mcore: string,
+  out: string,
+  target: TargetOptions,
+  flags: McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; json?: boolean; quiet?: boolean },
+): Promise<void> {
+  const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
+  try {
+    const result = await reshard({
+      ...target,
+      mcore,
+      out,
+      jobs: flags.jobs,
+      dryRun: flags.dryRun === true,
+      source: { iteration: flags.sourceIteration, hfConfig: flags.hfConfig, vocabSize: flags.vocabSize },
+      onProgress: progress.listener,
+    });
+    progress.stop();
+    const summary = { out, files: result.plan.files.length, totalBytes: result.plan.totalBytes, seconds: result.seconds, written: flags.dryRun !== true, megatronFlags: result.flags };
+    if (flags.json === true) {
+      writeOut(JSON.stringify(summary, null, 2));
+      return;
+    }
+    writeOut(
+      `${flags.dryRun === true ? "would write" : "wrote"} ${out}: ${result.plan.files.length} rank files, ${formatBytes(result.plan.totalBytes)}` +
+        `${flags.dryRun === true ? "" : ` in ${result.seconds.toFixed(2)} s`}`,
+    );
+  } finally {
+    progress.stop();
+  }
+}

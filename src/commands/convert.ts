@@ -1,0 +1,47 @@
+import { buildPlan, type BuiltPlan, type TargetOptions } from "./build-plan.js";
+import { openHfModel } from "./hf-input.js";
+import { FLAGS_FILE, flagsFileOf, MANIFEST_FILE, manifestOf } from "./manifest.js";
+import type { ProgressListener } from "../engine/progress.js";
+import { writeMegatronCheckpoint } from "../engine/write-megatron.js";
+
+export interface Hf2McoreOptions extends TargetOptions {
+  readonly hf: string;
+  readonly out: string;
+  readonly jobs: number;
+  readonly dryRun?: boolean;
+  readonly onProgress?: ProgressListener;
+}
+
+export interface Hf2McoreResult {
+  readonly built: BuiltPlan;
+  readonly written: boolean;
+  readonly seconds: number;
+}
+
+/** hf2mcore: HF folder -> Megatron-Core legacy checkpoint, planned and checked before a byte is written. */
+export async function hf2mcore(options: Hf2McoreOptions): Promise<Hf2McoreResult> {
+  const started = performance.now();
+  const model = await openHfModel(options.hf);
+  try {
+    const built = await buildPlan(model, options);
+    if (options.dryRun === true) {
+      return { built, written: false, seconds: (performance.now() - started) / 1000 };
+    }
+    await writeMegatronCheckpoint({
+      out: options.out,
+      plan: built.plan,
+      space: model.space,
+      args: built.args,
+      iteration: options.iteration,
+      jobs: options.jobs,
+      extraFiles: new Map([
+        [MANIFEST_FILE, manifestOf(model, built, options)],
+        [FLAGS_FILE, flagsFileOf(built.flags)],
+      ]),
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+    });
+    return { built, written: true, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await model.close();
+  }
+}

@@ -1,0 +1,110 @@
+import type { TargetOptions } from "./build-plan.js";
+import { loadMegatronProfiles } from "./tables.js";
+import { openMcoreModel, type McoreInputOptions } from "./mcore-input.js";
+import { FLAGS_FILE, flagsFileOf, MANIFEST_FILE } from "./manifest.js";
+import type { ProgressListener } from "../engine/progress.js";
+import { writeMegatronCheckpoint } from "../engine/write-megatron.js";
+import { megatronArgs } from "../megatron/args.js";
+import { trainingFlags } from "../megatron/training-flags.js";
+import { composeThrough, invertPlan } from "../mapping/invert.js";
+import { planConversion, type ConversionPlan } from "../mapping/plan.js";
+import { resolveTable } from "../mapping/resolve.js";
+import { validateLayout } from "../model/parallel-layout.js";
+import { PACKAGE_VERSION } from "../package-root.js";
+
+export interface ReshardOptions extends TargetOptions {
+  readonly mcore: string;
+  readonly out: string;
+  readonly jobs: number;
+  readonly source?: McoreInputOptions;
+  readonly dryRun?: boolean;
+  readonly onProgress?: ProgressListener;
+}
+
+/**
+ * reshard: Megatron (layout A) -> Megatron (layout B), reading each target rectangle straight
+ * from the source rank files; no HF copy is written.
+ */
+export async function reshard(options: ReshardOptions): Promise<{ plan: ConversionPlan; flags: string[]; seconds: number }> {
+  const started = performance.now();
+  const model = await openMcoreModel(options.mcore, options.source ?? {});
+  try {
+    const layout = validateLayout(options.layout, model.dims);
+    const bindings = resolveTable(model.table, model.hfTensors, model.dims, options.mcore);
+    const target = planConversion(bindings, model.dims, { layout, spec: options.spec, experts: options.experts, dtype: options.dtype }, await loadMegatronProfiles());
+    const recipes = invertPlan(model.plan, model.hfTensors);
+    const plan = withSourcesInA(target, recipes);
+    const profiles = await loadMegatronProfiles();
+    const args = megatronArgs({
+      dims: model.dims,
+      layout,
+      paddedVocab: plan.paddedVocab,
+      spec: options.spec,
+      groupedGemm: profiles.experts[options.experts].grouped,
+      legacyGroupedGemm: options.experts === "grouped",
+      dtype: options.dtype ?? model.detected.dtype ?? model.dims.dtype,
+      iteration: options.iteration === "release" ? 0 : options.iteration,
+      tableArgs: model.table.megatronArgs,
+    });
+    const flags = trainingFlags(args);
+    if (options.dryRun !== true) {
+      const manifest = {
+        tool: "megatron-convert",
+        version: PACKAGE_VERSION,
+        source: { path: options.mcore, table: model.table.name, resharded: true },
+        model: model.dims,
+        layout,
+        spec: options.spec,
+        experts: options.experts,
+        dtype: options.dtype ?? "keep",
+        iteration: options.iteration,
+        paddedVocab: plan.paddedVocab,
+        totalBytes: plan.totalBytes,
+        megatronFlags: flags,
+      };
+      await writeMegatronCheckpoint({
+        out: options.out,
+        plan,
+        space: model.space,
+        args,
+        iteration: options.iteration,
+        jobs: options.jobs,
+        extraFiles: new Map([
+          [MANIFEST_FILE, `${JSON.stringify(manifest, null, 2)}\n`],
+          [FLAGS_FILE, flagsFileOf(flags)],
+        ]),
+        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      });
+    }
+    return { plan, flags, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await model.close();
+  }
+}
+
+function withSourcesInA(target: ConversionPlan, recipes: ReturnType<typeof invertPlan>): ConversionPlan {
+  return {
+    ...target,
+    files: target.files.map((file) => ({
+      ...file,
+      models: file.models.map((model) => ({
+        ...model,
+        entries: model.entries.map((e) => {
+          if (e.kind !== "tensor") {
+            return e;
+          }
+          return {
+            ...e,
+            segments: e.segments.flatMap((s) => {
+              const recipe = recipes.get(s.source);
+              if (recipe === undefined) {
+                throw new Error(`internal: no source for ${s.source}`);
+              }
+              return composeThrough(s, recipe);
+            }),
+          };
+        }),
+      })),
+    })),
+  };
+}

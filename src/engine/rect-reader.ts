@@ -1,0 +1,38 @@
+import type { ByteSource } from "../formats/io/byte-source.js";
+import type { MatrixView, Rect } from "../mapping/rect.js";
+
+/** Largest span read at once when gathering a column block out of wider rows. */
+const GATHER_SPAN_BYTES = 16 << 20;
+
+/**
+ * Reads a rectangle of a row-major matrix stored contiguously at `dataOffset`. Full-width
+ * rectangles are one positional read; narrower ones read bands of rows and copy out the columns
+ * as block copies (one per row), never element by element.
+ */
+export async function readMatrixRect(
+  source: ByteSource,
+  dataOffset: number,
+  view: MatrixView,
+  itemSize: number,
+  rect: Rect,
+): Promise<Uint8Array> {
+  const rowBytes = view.cols * itemSize;
+  const start = dataOffset + rect.row * rowBytes;
+  if (rect.col === 0 && rect.cols === view.cols) {
+    return source.read(start, rect.rows * rowBytes);
+  }
+  const outRow = rect.cols * itemSize;
+  const colOffset = rect.col * itemSize;
+  const out = new Uint8Array(rect.rows * outRow);
+  const band = Math.max(1, Math.floor(GATHER_SPAN_BYTES / rowBytes));
+  for (let r = 0; r < rect.rows; r += band) {
+    const rows = Math.min(band, rect.rows - r);
+    const span = (rows - 1) * rowBytes + colOffset + outRow;
+    const bytes = await source.read(start + r * rowBytes, span);
+    for (let i = 0; i < rows; i++) {
+      const from = i * rowBytes + colOffset;
+      out.set(bytes.subarray(from, from + outRow), (r + i) * outRow);
+    }
+  }
+  return out;
+}

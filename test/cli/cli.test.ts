@@ -1,0 +1,110 @@
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { runPython } from "../support/python.js";
+import { FIXTURE, runCli } from "../support/run-cli.js";
+import { makeTempDir } from "../support/tmpdir.js";
+
+/** Edits one rank file with real torch (load, change, torch.save), as a careless tool would. */
+function editRankFile(file: string, edit: string): void {
+  runPython(
+    [
+      "import sys, torch",
+      "path = sys.argv[1]",
+      "sd = torch.load(path, map_location='cpu')",
+      "m = sd['model']",
+      edit,
+      "torch.save(sd, path)",
+    ].join("\n"),
+    [file],
+  );
+}
+
+describe("the command line", () => {
+  it("prints help with exit 0 and lists the commands", () => {
+    const r = runCli(["--help"]);
+    expect(r.code).toBe(0);
+    for (const c of ["hf2mcore", "mcore2hf", "reshard", "plan", "verify", "inspect"]) {
+      expect(r.stdout).toContain(c);
+    }
+  });
+
+  it("exits 2 on usage errors, with the reason", () => {
+    expect(runCli(["frobnicate"]).code).toBe(2);
+    const r = runCli(["hf2mcore", FIXTURE, "/tmp/x", "--tp", "zero"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--tp must be a positive integer");
+    const etp = runCli(["plan", FIXTURE, "--tp", "2", "--etp", "1"]);
+    expect(etp.code).toBe(2);
+    expect(etp.stderr).toContain("--etp 1 differs from --tp 2");
+  });
+
+  it("exits 2 with a message naming the file for a folder that is not a model", async () => {
+    const dir = await makeTempDir();
+    const r = runCli(["hf2mcore", dir, join(dir, "out")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(join(dir, "config.json"));
+    expect(existsSync(join(dir, "out"))).toBe(false);
+  });
+
+  it("plans without writing, listing rank files and flags", () => {
+    const r = runCli(["plan", FIXTURE, "--tp", "4", "--ep", "4", "--json"]);
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.stdout) as { files: { path: string }[]; paddedVocab: number; megatronFlags: string[] };
+    expect(plan.files.length).toBe(16);
+    expect(plan.files[0]?.path).toBe("release/mp_rank_00_000/model_optim_rng.pt");
+    expect(plan.paddedVocab).toBe(512);
+    expect(plan.megatronFlags).toContain("--expert-model-parallel-size 4");
+  });
+});
+
+describe("verify can fail: rank files edited after conversion", () => {
+  const cases: [string, string, string, string][] = [
+    [
+      "gate and up swapped in one expert",
+      "mp_rank_01_001",
+      "k = 'decoder.layers.1.mlp.experts.local_experts.1.linear_fc1.weight'\nt = m[k]\nh = t.shape[0] // 2\nm[k] = torch.cat([t[h:], t[:h]]).clone()",
+      "decoder.layers.1.mlp.experts.local_experts.1.linear_fc1.weight",
+    ],
+    [
+      "two experts exchanged",
+      "mp_rank_00_001",
+      "a = 'decoder.layers.0.mlp.experts.local_experts.0.linear_fc2.weight'\nb = 'decoder.layers.0.mlp.experts.local_experts.3.linear_fc2.weight'\nm[a], m[b] = m[b].clone(), m[a].clone()",
+      "decoder.layers.0.mlp.experts.local_experts.0.linear_fc2.weight",
+    ],
+    [
+      "QKV grouped wrongly (k and v of a group swapped)",
+      "mp_rank_00_000",
+      "k = 'decoder.layers.2.self_attention.linear_qkv.weight'\nt = m[k].clone()\nt[16:24], t[24:32] = m[k][24:32].clone(), m[k][16:24].clone()\nm[k] = t",
+      "decoder.layers.2.self_attention.linear_qkv.weight",
+    ],
+  ];
+  for (const [name, rank, edit, key] of cases) {
+    it(`${name}: exit 1 naming the tensor`, async () => {
+      const dir = await makeTempDir();
+      const out = join(dir, "mcore");
+      expect(runCli(["hf2mcore", FIXTURE, out, "--tp", "2", "--ep", "2", "--quiet"]).code).toBe(0);
+      expect(runCli(["verify", FIXTURE, out]).code).toBe(0);
+      editRankFile(join(out, "release", rank, "model_optim_rng.pt"), edit);
+      const report = join(dir, "report.json");
+      const r = runCli(["verify", FIXTURE, out, "--report", report]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(key);
+      const json = JSON.parse(await readFile(report, "utf8")) as { ok: boolean; differences: { key: string; hfTensors: string[] }[] };
+      expect(json.ok).toBe(false);
+      expect(json.differences.map((d) => d.key)).toContain(`model/${key}`);
+    });
+  }
+
+  it("a missing rank folder and a missing key are differences too", async () => {
+    const dir = await makeTempDir();
+    const out = join(dir, "mcore");
+    expect(runCli(["hf2mcore", FIXTURE, out, "--tp", "2", "--quiet"]).code).toBe(0);
+    editRankFile(join(out, "release", "mp_rank_01", "model_optim_rng.pt"), "del m['decoder.layers.3.pre_mlp_layernorm.weight']");
+    const r = runCli(["verify", FIXTURE, out, "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("missing key");
+    expect(r.stdout).toContain("decoder.layers.3.pre_mlp_layernorm.weight");
+  });
+});
