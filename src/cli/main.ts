@@ -2,14 +2,20 @@ import { CommanderError } from "commander";
 import { buildProgram } from "./program.js";
 import { writeErr } from "./print.js";
 import { removeActiveStaging } from "../engine/atomic-dir.js";
+import { releaseHeldLocks } from "../engine/output-lock.js";
 import { ConvertError, ExitWithCode, InterruptedError } from "../errors.js";
 
 /** The one place that turns errors into text and exit codes. */
 async function main(argv: readonly string[]): Promise<void> {
   const program = buildProgram();
   const stop = (signal: "SIGINT" | "SIGTERM") => () => {
-    removeActiveStaging();
     const error = new InterruptedError(signal);
+    try {
+      removeActiveStaging();
+      releaseHeldLocks();
+    } catch (cleanup) {
+      writeErr(`megatron-convert: could not remove the partial output: ${cleanup instanceof Error ? cleanup.message : String(cleanup)}; a rerun removes it`);
+    }
     writeErr(`megatron-convert: ${error.message}`);
     process.exit(error.exitCode);
   };
@@ -31,7 +37,7 @@ function report(error: unknown): number {
     return error.exitCode === 0 ? 0 : 2;
   }
   if (error instanceof ConvertError) {
-    writeErr(`megatron-convert: error: ${error.message}`);
+    writeErr(`megatron-convert: error [${error.code}]: ${error.message}`);
     if (error.hint !== undefined) {
       writeErr(`hint: ${error.hint}`);
     }

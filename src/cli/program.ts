@@ -25,9 +25,11 @@ export function buildProgram(): Command {
   )
     .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
     .option("--dry-run", "print the plan, write nothing")
+    .option("--force", "replace an existing output folder that holds only a checkpoint megatron-convert could have written")
+    .option("--check-finite", "fail, naming them, if any tensor holds NaN or Inf")
     .option("--json", "print a JSON summary on stdout")
     .option("--quiet", "no progress output")
-    .action(async (hf: string, out: string, flags: RawTargetFlags & { jobs: number; dryRun?: boolean; json?: boolean; quiet?: boolean }) => {
+    .action(async (hf: string, out: string, flags: RawTargetFlags & { jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean }) => {
       const { runHf2Mcore } = await import("./run-convert.js");
       await runHf2Mcore(hf, out, targetFrom(flags), flags);
     });
@@ -59,9 +61,11 @@ export function buildProgram(): Command {
     .option("--ep <n>", "override the expert parallel size read from args", positiveInt("--ep"))
     .addOption(new Option("--spec <spec>", "override the detected layer spec (te, local)").argParser(layerSpec))
     .addOption(new Option("--experts <impl>", "override the detected expert implementation").argParser(expertImpl))
+    .option("--force", "replace an existing output folder that holds only an HF model megatron-convert could have written")
+    .option("--check-finite", "fail, naming them, if any tensor holds NaN or Inf")
     .option("--json", "print a JSON summary on stdout")
     .option("--quiet", "no progress output")
-    .action(async (mcore: string, out: string, flags: McoreFlags & { maxShardSize: number; dtype: Dtype | "keep"; json?: boolean; quiet?: boolean }) => {
+    .action(async (mcore: string, out: string, flags: McoreFlags & { maxShardSize: number; dtype: Dtype | "keep"; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean }) => {
       const { runMcore2Hf } = await import("./run-mcore.js");
       await runMcore2Hf(mcore, out, flags);
     });
@@ -78,9 +82,11 @@ export function buildProgram(): Command {
     .addOption(new Option("--source-iteration <n>", "read this iteration of the source").argParser(iteration))
     .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
     .option("--dry-run", "print the plan, write nothing")
+    .option("--force", "replace an existing output folder that holds only a checkpoint megatron-convert could have written")
+    .option("--check-finite", "fail, naming them, if any tensor holds NaN or Inf")
     .option("--json", "print a JSON summary on stdout")
     .option("--quiet", "no progress output")
-    .action(async (mcore: string, out: string, flags: RawTargetFlags & McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; json?: boolean; quiet?: boolean }) => {
+    .action(async (mcore: string, out: string, flags: RawTargetFlags & McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean }) => {
       const { runReshard } = await import("./run-mcore.js");
       await runReshard(mcore, out, targetFrom(flags), flags);
     });

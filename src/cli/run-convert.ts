@@ -10,11 +10,11 @@ export async function runHf2Mcore(
   hf: string,
   out: string,
   target: TargetOptions,
-  flags: { jobs: number; dryRun?: boolean; json?: boolean; quiet?: boolean },
+  flags: { jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean },
 ): Promise<void> {
   const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
   try {
-    const result = await hf2mcore({ ...target, hf, out, jobs: flags.jobs, dryRun: flags.dryRun === true, onProgress: progress.listener });
+    const result = await hf2mcore({ ...target, hf, out, jobs: flags.jobs, dryRun: flags.dryRun === true, force: flags.force === true, checkFinite: flags.checkFinite === true, onProgress: progress.listener });
     progress.stop();
     if (flags.json === true) {
       writeOut(JSON.stringify(planJson(result.built, target, { out, written: result.written, seconds: result.seconds }), null, 2));

@@ -20,7 +20,7 @@ export interface McoreFlags {
 export async function runMcore2Hf(
   mcore: string,
   out: string,
-  flags: McoreFlags & { maxShardSize: number; dtype: Dtype | "keep"; json?: boolean; quiet?: boolean },
+  flags: McoreFlags & { maxShardSize: number; dtype: Dtype | "keep"; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean },
 ): Promise<void> {
   const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true });
   try {
@@ -35,6 +35,8 @@ export async function runMcore2Hf(
       layout: { tp: flags.tp, pp: flags.pp, ep: flags.ep, ...(flags.tp === undefined ? {} : { etp: flags.tp }) },
       spec: flags.spec,
       experts: flags.experts,
+      force: flags.force === true,
+      checkFinite: flags.checkFinite === true,
       onProgress: progress.listener,
     });
     progress.stop();
@@ -55,7 +57,7 @@ export async function runReshard(
   mcore: string,
   out: string,
   target: TargetOptions,
-  flags: McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; json?: boolean; quiet?: boolean },
+  flags: McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean },
 ): Promise<void> {
   const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
   try {
@@ -65,6 +67,8 @@ export async function runReshard(
       out,
       jobs: flags.jobs,
       dryRun: flags.dryRun === true,
+      force: flags.force === true,
+      checkFinite: flags.checkFinite === true,
       source: { iteration: flags.sourceIteration, hfConfig: flags.hfConfig, vocabSize: flags.vocabSize },
       onProgress: progress.listener,
     });

@@ -9,6 +9,8 @@ export interface Hf2McoreOptions extends TargetOptions {
   readonly out: string;
   readonly jobs: number;
   readonly dryRun?: boolean;
+  readonly force?: boolean;
+  readonly checkFinite?: boolean;
   readonly onProgress?: ProgressListener;
 }
 
@@ -34,6 +36,8 @@ export async function hf2mcore(options: Hf2McoreOptions): Promise<Hf2McoreResult
       args: built.args,
       iteration: options.iteration,
       jobs: options.jobs,
+      force: options.force === true,
+      checkFinite: options.checkFinite === true,
       extraFiles: new Map([
         [MANIFEST_FILE, manifestOf(model, built, options)],
         [FLAGS_FILE, flagsFileOf(built.flags)],

@@ -18,6 +18,8 @@ export interface ReshardOptions extends TargetOptions {
   readonly jobs: number;
   readonly source?: McoreInputOptions;
   readonly dryRun?: boolean;
+  readonly force?: boolean;
+  readonly checkFinite?: boolean;
   readonly onProgress?: ProgressListener;
 }
 
@@ -69,6 +71,8 @@ export async function reshard(options: ReshardOptions): Promise<{ plan: Conversi
         args,
         iteration: options.iteration,
         jobs: options.jobs,
+        force: options.force === true,
+        checkFinite: options.checkFinite === true,
         extraFiles: new Map([
           [MANIFEST_FILE, `${JSON.stringify(manifest, null, 2)}\n`],
           [FLAGS_FILE, flagsFileOf(flags)],

@@ -2,11 +2,19 @@ import { rmSync } from "node:fs";
 import { mkdir, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ConvertError } from "../errors.js";
+import { acquireLock, type Lock } from "./output-lock.js";
 
 export class OutputExistsError extends ConvertError {
   readonly code = "output.exists";
-  constructor(readonly dir: string) {
-    super(`${dir}: the output folder exists and is not empty; choose another folder or remove it`);
+  constructor(
+    readonly dir: string,
+    readonly foreign: readonly string[],
+  ) {
+    super(
+      foreign.length === 0
+        ? `${dir}: the output folder exists and is not empty; pass --force to replace it, or choose another folder`
+        : `${dir}: the output folder holds files megatron-convert did not write (${foreign.slice(0, 5).join(", ")}${foreign.length > 5 ? ", ..." : ""}); refusing to replace it even with --force`,
+    );
   }
 }
 
@@ -15,7 +23,7 @@ const active = new Set<string>();
 /** Removes every staging folder still being written (called on SIGINT/SIGTERM before exiting). */
 export function removeActiveStaging(): void {
   for (const dir of active) {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
   }
   active.clear();
 }
@@ -27,38 +35,81 @@ export function stagingDirOf(out: string): string {
 
 /**
  * Runs `write` against a fresh staging folder beside `out`, then renames it into place.
- * Nothing half-written is ever at `out`; on failure the staging folder is removed.
+ * Nothing half-written is ever at `out`; on failure the staging folder is removed. A lock
+ * beside `out` keeps two runs apart; a staging folder left by a killed run is removed first.
+ * `ours` says which top-level names of an existing `out` we could have written (--force
+ * replaces only such folders).
  */
-export async function writeAtomically(out: string, write: (staging: string) => Promise<void>): Promise<void> {
-  await ensureOutputFree(out);
+export async function writeAtomically(
+  out: string,
+  write: (staging: string) => Promise<void>,
+  options: { force?: boolean; ours?: (name: string) => boolean } = {},
+): Promise<void> {
+  await mkdir(dirname(out), { recursive: true });
+  const lock: Lock = await acquireLock(out);
   const staging = stagingDirOf(out);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
-  active.add(staging);
   try {
-    await write(staging);
-    await syncDir(staging);
-    await ensureOutputFree(out);
-    await rmdir(out).catch(() => undefined);
-    await rename(staging, out);
-    await syncDir(dirname(out));
-  } catch (error) {
+    await checkOutput(out, options);
     await rm(staging, { recursive: true, force: true });
-    throw error;
+    await mkdir(staging);
+    active.add(staging);
+    try {
+      await write(staging);
+      await syncTree(staging);
+      await replaceOutput(out, staging, options);
+      await syncDir(dirname(out));
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      throw error;
+    } finally {
+      active.delete(staging);
+    }
   } finally {
-    active.delete(staging);
+    await lock.release();
   }
 }
 
-async function ensureOutputFree(out: string): Promise<void> {
+async function checkOutput(out: string, options: { force?: boolean; ours?: (name: string) => boolean }): Promise<void> {
   const info = await stat(out).catch(() => undefined);
   if (info === undefined) {
-    await mkdir(dirname(out), { recursive: true });
     return;
   }
-  if (!info.isDirectory() || (await readdir(out)).length > 0) {
-    throw new OutputExistsError(out);
+  const entries = info.isDirectory() ? await readdir(out) : [basename(out)];
+  if (entries.length === 0) {
+    return;
   }
+  const foreign = info.isDirectory() ? entries.filter((e) => !(options.ours?.(e) ?? false)) : entries;
+  if (options.force !== true || foreign.length > 0) {
+    throw new OutputExistsError(out, options.force === true ? foreign : []);
+  }
+}
+
+async function replaceOutput(out: string, staging: string, options: { force?: boolean; ours?: (name: string) => boolean }): Promise<void> {
+  await checkOutput(out, options);
+  const info = await stat(out).catch(() => undefined);
+  if (info !== undefined) {
+    const old = `${staging}-replaced`;
+    await rm(old, { recursive: true, force: true });
+    if ((await readdir(out)).length === 0) {
+      await rmdir(out);
+    } else {
+      await rename(out, old);
+    }
+    await rename(staging, out);
+    await rm(old, { recursive: true, force: true });
+    return;
+  }
+  await rename(staging, out);
+}
+
+/** fsync every folder under `dir` (files are synced as they are closed). */
+async function syncTree(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      await syncTree(join(dir, entry.name));
+    }
+  }
+  await syncDir(dir);
 }
 
 export async function syncDir(dir: string): Promise<void> {

@@ -4,6 +4,7 @@ import { writeAtomically } from "./atomic-dir.js";
 import { runPool } from "./pool.js";
 import { counted, noProgress, type ProgressListener } from "./progress.js";
 import type { SourceSpace } from "./source-space.js";
+import { FiniteScan } from "./finite.js";
 import { tensorBytes } from "./tensor-stream.js";
 import { writeTorchCheckpoint } from "../formats/torch/checkpoint-writer.js";
 import { TensorOut } from "../formats/torch/pickle/values.js";
@@ -23,6 +24,15 @@ export interface WriteMegatronOptions {
   /** Extra files written beside the tracker (flags, manifest), relative path -> content. */
   readonly extraFiles?: ReadonlyMap<string, string>;
   readonly onProgress?: ProgressListener;
+  /** Replace an existing output that holds only a checkpoint we could have written. */
+  readonly force?: boolean;
+  /** Scan every tensor for NaN/Inf while it is written; fail naming them. */
+  readonly checkFinite?: boolean;
+}
+
+/** Top-level names of a Megatron output folder that megatron-convert writes. */
+export function isMegatronOutputName(name: string): boolean {
+  return name === TRACKER_FILE || name === "release" || /^iter_[0-9]{7}$/.test(name) || name === "megatron-convert.json" || name === "megatron-flags.txt";
 }
 
 /** Writes every rank file of a plan into a staging folder, the tracker last, then moves it into place. */
@@ -30,38 +40,48 @@ export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Pr
   const onProgress = options.onProgress ?? noProgress;
   const { plan } = options;
   onProgress({ kind: "plan", files: plan.files.length, totalBytes: plan.totalBytes });
+  const finite = options.checkFinite === true ? new FiniteScan() : undefined;
   await writeAtomically(options.out, async (staging) => {
     await runPool(plan.files, options.jobs, async (file) => {
       const relative = rankFilePath(file.rank, plan.layout, options.iteration);
       const path = join(staging, relative);
       await mkdir(dirname(path), { recursive: true });
       const iteration = options.iteration === "release" ? 0 : options.iteration;
-      const root = rankStateDict(options.args, chunksOf(file, options.space, relative, onProgress), iteration);
+      const root = rankStateDict(options.args, chunksOf(file, options.space, relative, onProgress, finite), iteration);
       await writeTorchCheckpoint(path, root);
       onProgress({ kind: "file-done", file: relative });
     });
     for (const [name, content] of options.extraFiles ?? []) {
       await writeFile(join(staging, name), content);
     }
+    finite?.throwIfAny(options.out);
     await writeFile(join(staging, TRACKER_FILE), trackerContent(options.iteration));
-  });
+  }, { force: options.force === true, ours: isMegatronOutputName });
 }
 
-function chunksOf(file: RankFilePlan, space: SourceSpace, relative: string, onProgress: ProgressListener): ModelChunk[] {
+function chunksOf(file: RankFilePlan, space: SourceSpace, relative: string, onProgress: ProgressListener, finite?: FiniteScan): ModelChunk[] {
   return file.models.map((model) => ({
     key: model.key,
-    entries: model.entries.map((entry) => [entry.name, tensorOut(entry, space, relative, onProgress)] as const),
+    entries: model.entries.map((entry) => [entry.name, tensorOut(entry, space, `${relative}:${model.key}/${entry.name}`, relative, onProgress, finite)] as const),
   }));
 }
 
-function tensorOut(entry: PlannedEntry, space: SourceSpace, relative: string, onProgress: ProgressListener): TensorOut | null {
+function tensorOut(
+  entry: PlannedEntry,
+  space: SourceSpace,
+  label: string,
+  relative: string,
+  onProgress: ProgressListener,
+  finite?: FiniteScan,
+): TensorOut | null {
   if (entry.kind === "extra-state") {
     return null;
   }
+  const bytes = () => counted(tensorBytes(entry, space), relative, onProgress);
   const storage = {
     dtype: entry.dtype,
     numel: numelOf(entry.shape),
-    data: () => counted(tensorBytes(entry, space), relative, onProgress),
+    data: () => (finite === undefined ? bytes() : finite.scan(bytes(), entry.dtype, label)),
   };
   return new TensorOut(storage, entry.shape);
 }

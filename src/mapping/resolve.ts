@@ -35,7 +35,8 @@ export function resolveTable(
     }
     const found = bindRule(rule, tensors, problems);
     if (found.length === 0) {
-      problems.push(`rule ${rule.index} (${rule.megatron.source}) matches no tensor`);
+      const wanted = [...rule.hf.values()].map((p) => renderPattern(p.source, { layer: 0, expert: 0 }));
+      problems.push(`missing tensor${wanted.length > 1 ? "s" : ""} ${wanted.map((w) => `"${w}"`).join(", ")} (rule ${rule.index}, ${rule.megatron.source}, matches nothing)`);
     }
     for (const binding of found) {
       for (const t of binding.inputs.values()) {

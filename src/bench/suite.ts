@@ -1,0 +1,154 @@
+import { execFileSync } from "node:child_process";
+import { copyFile, mkdir, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { measureNode, measurePython } from "./measure.js";
+import { TORCH_BASELINE_PY, TORCH_LOAD_CHECK_PY } from "./python-scripts.js";
+import { baselineOf, compared, runOf, type Run, type SizeResult, type TorchComparison, type TorchLoadCheck } from "./results.js";
+import { largestTensorBytes, writeSyntheticModel, type SyntheticDims } from "./synthetic.js";
+import { treeBytes } from "./tree.js";
+import { PACKAGE_ROOT } from "../package-root.js";
+
+export interface SuiteOptions {
+  /** This size's work folder (created; removed afterwards unless keep). */
+  readonly root: string;
+  readonly jobs: number | undefined;
+  readonly python: { readonly python: string; readonly torch: string } | undefined;
+  readonly torchLoadCheck: boolean;
+  readonly verifyTorchOutput: boolean;
+  readonly keep: boolean;
+  readonly log: (line: string) => void;
+}
+
+/** Issue 6 targets, as time-per-byte ratios to the baseline (verify: >= 0.9x speed = <= 1/0.9). */
+export const RATIO_TARGETS = { hf2mcore: 1.15, mcore2hf: 1.25, reshard: 1.25, verify: 1 / 0.9 } as const;
+export const RSS_BASE_BYTES = 256 << 20;
+
+const BIN = join(PACKAGE_ROOT, "bin", "megatron-convert.js");
+const IO = fileURLToPath(new URL("./io-baseline.js", import.meta.url));
+const TP1_FILE = join("release", "mp_rank_00", "model_optim_rng.pt");
+
+/**
+ * One model size: generate it, then run (each as its own process, source warm in the page cache)
+ * copy, hf2mcore TP4 EP4, hf2mcore TP1, reshard, mcore2hf, copy; read, verify, read; torch.
+ * Each baseline brackets the commands it is compared with, so neither side runs first.
+ */
+export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOptions): Promise<SizeResult> {
+  const p = (name: string): string => join(o.root, name);
+  const usage = p("usage.json");
+  const hf = p("hf");
+  await mkdir(o.root, { recursive: true });
+  const t = performance.now();
+  const generated = await writeSyntheticModel(hf, dims);
+  const generateSeconds = (performance.now() - t) / 1000;
+  o.log(`generated ${fmtBytes(generated.bytes)} in ${generated.shards} shards (hidden ${dims.hidden}, ${dims.layers} layers) in ${generateSeconds.toFixed(1)} s`);
+  const jobs = o.jobs === undefined ? [] : ["--jobs", String(o.jobs)];
+  const done = async (dir: string): Promise<void> => (o.keep ? undefined : rm(dir, { recursive: true, force: true }));
+
+  const io = async (name: string, args: string[], bytesOf: string[]): Promise<Run> => {
+    const m = await measureNode(name, IO, args, usage);
+    const run = runOf(name, ["io-baseline", ...args], m, await treeBytes(bytesOf));
+    o.log(`${name}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s`);
+    return run;
+  };
+  const cli = async (name: string, args: string[], out: string | undefined, readTrees: string[] = []): Promise<Run> => {
+    const m = await measureNode(name, BIN, args, usage);
+    const run = runOf(name, ["megatron-convert", ...args], m, await treeBytes(out === undefined ? readTrees : [out]));
+    o.log(`${name}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s, peak RSS ${fmtBytes(run.peakRssBytes)}`);
+    return run;
+  };
+
+  await io("warm-up read", ["read", hf], [hf]);
+  const copyBefore = await io("copy (before)", ["copy", p("copy"), hf], [hf]);
+  await done(p("copy"));
+  const tp4 = await cli("hf2mcore tp4 ep4", ["hf2mcore", hf, p("tp4ep4"), "--tp", "4", "--ep", "4", "--quiet", ...jobs], p("tp4ep4"));
+  const tp1 = await cli("hf2mcore tp1", ["hf2mcore", hf, p("tp1"), "--tp", "1", "--pp", "1", "--ep", "1", "--quiet", ...jobs], p("tp1"));
+  const loadCheck = o.torchLoadCheck && o.python !== undefined ? await torchLoad(o.python.python, hf, join(p("tp1"), TP1_FILE), o) : null;
+  await done(p("tp1"));
+  const reshard = await cli("reshard tp4ep4 -> tp2 pp2 ep2", ["reshard", p("tp4ep4"), p("tp2pp2ep2"), "--tp", "2", "--pp", "2", "--ep", "2", "--quiet", ...jobs], p("tp2pp2ep2"));
+  await done(p("tp2pp2ep2"));
+  const back = await cli("mcore2hf tp4ep4", ["mcore2hf", p("tp4ep4"), p("hf-back"), "--hf-config", hf, "--quiet"], p("hf-back"));
+  await done(p("hf-back"));
+  const copyAfter = await io("copy (after)", ["copy", p("copy"), hf], [hf]);
+  await done(p("copy"));
+  const readBefore = await io("read (before)", ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
+  const verify = await cli("verify tp4ep4", ["verify", hf, p("tp4ep4"), ...jobs], undefined, [hf, p("tp4ep4")]);
+  const readAfter = await io("read (after)", ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
+  const torch = o.python === undefined ? null : await torchBaseline(o.python.python, hf, p("tp4ep4"), p("torch-tp4ep4"), tp4, o);
+  await done(p("torch-tp4ep4"));
+  if (!o.keep) {
+    await rm(o.root, { recursive: true, force: true });
+  }
+
+  const copy = baselineOf([copyBefore, copyAfter]);
+  const read = baselineOf([readBefore, readAfter]);
+  return {
+    requestedBytes: requested,
+    model: { ...dims, bytes: generated.bytes, shards: generated.shards, largestTensorBytes: largestTensorBytes(dims) },
+    generateSeconds,
+    rssLimitBytes: RSS_BASE_BYTES + 2 * largestTensorBytes(dims),
+    baselines: { copy, read },
+    runs: [
+      compared(tp4, "copy", copy, RATIO_TARGETS.hf2mcore),
+      compared(tp1, "copy", copy, RATIO_TARGETS.hf2mcore),
+      compared(reshard, "copy", copy, RATIO_TARGETS.reshard),
+      compared(back, "copy", copy, RATIO_TARGETS.mcore2hf),
+      compared(verify, "read", read, RATIO_TARGETS.verify),
+    ],
+    torch,
+    torchLoadCheck: loadCheck,
+  };
+}
+
+async function torchBaseline(python: string, hf: string, ours: string, out: string, oursRun: Run, o: SuiteOptions): Promise<TorchComparison> {
+  const script = join(o.root, "torch_baseline.py");
+  await writeFile(script, TORCH_BASELINE_PY);
+  const m = await measurePython("torch baseline", python, script, [hf, out, "4", "4"], join(o.root, "usage.json"));
+  const run = runOf("torch baseline tp4 ep4", ["python3", "torch_baseline.py", hf, out, "4", "4"], m, await treeBytes([out]));
+  o.log(`${run.name}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s, peak RSS ${fmtBytes(run.peakRssBytes)}`);
+  let outputVerified: boolean | null = null;
+  if (o.verifyTorchOutput) {
+    // verify reads the layout from our manifest; the rank files are the torch baseline's.
+    await copyFile(join(ours, "megatron-convert.json"), join(out, "megatron-convert.json"));
+    await measureNode("verify torch baseline output", BIN, ["verify", hf, out], join(o.root, "usage.json"));
+    outputVerified = true;
+    o.log("verify of the torch baseline's output: OK");
+  }
+  return { run, speedup: run.seconds / oursRun.seconds, memoryRatio: run.peakRssBytes / oursRun.peakRssBytes, outputVerified };
+}
+
+async function torchLoad(python: string, hf: string, file: string, o: SuiteOptions): Promise<TorchLoadCheck> {
+  const script = join(o.root, "torch_load_check.py");
+  await writeFile(script, TORCH_LOAD_CHECK_PY);
+  const fileBytes = (await stat(file)).size;
+  const m = await measurePython("torch.load check", python, script, [file], join(o.root, "usage.json"));
+  const plan = JSON.parse(execFileSync(process.execPath, [BIN, "plan", hf, "--tp", "1", "--pp", "1", "--ep", "1", "--json"], { encoding: "utf8" })) as {
+    files: { tensors: number; bytes: number }[];
+  };
+  const tensors = Number(m.record["tensors"]);
+  const tensorBytes = Number(m.record["tensorBytes"]);
+  const planned = plan.files[0];
+  const matchesPlan = planned !== undefined && planned.tensors === tensors && planned.bytes === tensorBytes;
+  o.log(`torch.load of the TP1 file (${fmtBytes(fileBytes)}${fileBytes > 0xffffffff ? ", zip64" : ""}): ${tensors} tensors, ${matchesPlan ? "as planned" : "NOT as planned"}`);
+  return {
+    file,
+    fileBytes,
+    zip64: fileBytes > 0xffffffff,
+    seconds: m.seconds,
+    peakRssBytes: m.peakRssBytes,
+    tensors,
+    tensorBytes,
+    matchesPlan,
+    torchVersion: String(m.record["torchVersion"]),
+  };
+}
+
+export function fmtBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}

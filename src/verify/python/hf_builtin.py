@@ -1,0 +1,129 @@
+"""A built-in PyTorch Mixtral that follows transformers' MixtralForCausalLM (eager attention) step by step.
+
+It streams: each decoder layer's tensors are read from the safetensors shards just before the layer
+runs and dropped after it, so at most one layer's weights are in memory. Semantics copied from
+transformers (models/mixtral/modeling_mixtral.py, 4.4x-5.x):
+- MixtralRMSNorm: upcast to fp32, x * rsqrt(mean(x^2) + eps), cast back to the input dtype, then weight * x.
+- Rotary: inv_freq = 1 / theta^(arange(0, d, 2) / d) in fp32, emb = cat(freqs, freqs), cos/sin cast to
+  the activation dtype, q * cos + rotate_half(q) * sin with rotate_half(x) = cat(-x2, x1).
+- Attention: GQA through repeat_kv (query head i reads kv head i // n_rep), scores * head_dim^-0.5,
+  causal mask with the dtype's minimum, softmax in fp32 then cast back, o_proj.
+- Sparse MoE block: router logits = gate(x); softmax over all experts in fp32; top-k; divide by the
+  sum of the k; cast to the activation dtype; each expert w2(silu(w1 x) * w3 x) scaled by its weight,
+  accumulated with index_add_.
+- Final RMSNorm, lm_head, logits in fp32.
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def rms_norm(x, weight, eps):
+    dtype = x.dtype
+    h = x.to(torch.float32)
+    var = h.pow(2).mean(-1, keepdim=True)
+    h = h * torch.rsqrt(var + eps)
+    return weight * h.to(dtype)
+
+
+def rotate_half(x):
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rotary_cos_sin(seq, dim, theta, device, dtype):
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float32) / dim))
+    pos = torch.arange(seq, device=device, dtype=torch.float32)
+    freqs = torch.outer(pos, inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def repeat_kv(x, n_rep):
+    b, kv, s, d = x.shape
+    if n_rep == 1:
+        return x
+    return x[:, :, None, :, :].expand(b, kv, n_rep, s, d).reshape(b, kv * n_rep, s, d)
+
+
+class HfBuiltin:
+    name = "builtin"
+
+    def __init__(self, folder, device, dtype):
+        self.f = folder
+        self.c = folder.config
+        self.device = device
+        self.dtype = dtype
+
+    def w(self, name):
+        return self.f.tensor(name).to(device=self.device, dtype=self.dtype)
+
+    def attention(self, x, i, cos, sin):
+        c = self.c
+        b, s, _ = x.shape
+        p = f"model.layers.{i}.self_attn."
+        hd, nh, nkv = c["head_dim"], c["heads"], c["kv_heads"]
+        q = F.linear(x, self.w(p + "q_proj.weight")).view(b, s, nh, hd).transpose(1, 2)
+        k = F.linear(x, self.w(p + "k_proj.weight")).view(b, s, nkv, hd).transpose(1, 2)
+        v = F.linear(x, self.w(p + "v_proj.weight")).view(b, s, nkv, hd).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = repeat_kv(k, nh // nkv)
+        v = repeat_kv(v, nh // nkv)
+        scores = torch.matmul(q, k.transpose(2, 3)) * hd**-0.5
+        mask = torch.full((s, s), torch.finfo(scores.dtype).min, device=x.device, dtype=scores.dtype).triu(1)
+        probs = F.softmax(scores + mask, dim=-1, dtype=torch.float32).to(q.dtype)
+        out = torch.matmul(probs, v).transpose(1, 2).contiguous().reshape(b, s, nh * hd)
+        return F.linear(out, self.w(p + "o_proj.weight"))
+
+    def experts(self, i):
+        """(w1, w2, w3) per expert, from the per-expert or the transformers-5 fused layout."""
+        c = self.c
+        if self.f.fused:
+            gate_up = self.w(f"model.layers.{i}.mlp.experts.gate_up_proj")
+            down = self.w(f"model.layers.{i}.mlp.experts.down_proj")
+            return [(gate_up[e, : c["ffn"]], down[e], gate_up[e, c["ffn"] :]) for e in range(c["experts"])]
+        p = f"model.layers.{i}.block_sparse_moe.experts."
+        return [tuple(self.w(f"{p}{e}.{n}.weight") for n in ("w1", "w2", "w3")) for e in range(c["experts"])]
+
+    def moe(self, x, i):
+        c = self.c
+        b, s, h = x.shape
+        x = x.view(-1, h)
+        gate = f"model.layers.{i}.mlp.gate.weight" if self.f.fused else f"model.layers.{i}.block_sparse_moe.gate.weight"
+        logits = F.linear(x, self.w(gate))
+        weights = F.softmax(logits, dim=1, dtype=torch.float)
+        weights, selected = torch.topk(weights, c["topk"], dim=-1)
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+        weights = weights.to(x.dtype)
+        out = torch.zeros_like(x)
+        mask = F.one_hot(selected, num_classes=c["experts"]).permute(2, 1, 0)
+        for e, (w1, w2, w3) in enumerate(self.experts(i)):
+            idx, top = torch.where(mask[e])
+            if top.numel() == 0:
+                continue
+            cur = x[top]
+            y = F.linear(F.silu(F.linear(cur, w1)) * F.linear(cur, w3), w2) * weights[top, idx, None]
+            out.index_add_(0, top, y.to(x.dtype))
+        return out.view(b, s, h)
+
+    def run(self, ids, keep):
+        """Returns the logits (fp32, [B, S, V]); `keep(stage_name, tensor)` receives each stage's output."""
+        c = self.c
+        ids = ids.to(self.device)
+        h = F.embedding(ids, self.w("model.embed_tokens.weight"))
+        keep("embedding", h)
+        cos, sin = rotary_cos_sin(ids.shape[1], c["head_dim"], c["rope_theta"], self.device, self.dtype)
+        for i in range(c["layers"]):
+            eps = c["eps"]
+            a = rms_norm(h, self.w(f"model.layers.{i}.input_layernorm.weight"), eps)
+            h = h + self.attention(a, i, cos, sin)
+            m = rms_norm(h, self.w(f"model.layers.{i}.post_attention_layernorm.weight"), eps)
+            h = h + self.moe(m, i)
+            keep(f"layer {i}", h)
+        h = rms_norm(h, self.w("model.norm.weight"), c["eps"])
+        keep("final_norm", h)
+        head = "model.embed_tokens.weight" if c["tie"] and not self.f.has("lm_head.weight") else "lm_head.weight"
+        logits = F.linear(h, self.w(head)).float()
+        return logits[..., : c["vocab"]]
