@@ -4,7 +4,7 @@ import { ExitWithCode } from "../errors.js";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { compareHfFolders } from "../verify/compare-hf.js";
-import { verifyExact } from "../verify/exact.js";
+import { verifyExact } from "../commands/verify.js";
 
 export async function runVerify(hf: string, mcore: string, flags: { report?: string; json?: boolean; jobs: number }): Promise<void> {
   const secondIsHf = (await stat(join(mcore, "config.json")).catch(() => undefined)) !== undefined;

@@ -6,7 +6,7 @@ import { hf2mcore } from "../../src/commands/convert.js";
 import type { TargetOptions } from "../../src/commands/build-plan.js";
 import { ConvertError } from "../../src/errors.js";
 import type { ParallelLayout } from "../../src/model/parallel-layout.js";
-import { verifyExact } from "../../src/verify/exact.js";
+import { verifyExact } from "../../src/commands/verify.js";
 import { runPythonScript } from "../support/python.js";
 import { FIXTURE } from "../support/run-cli.js";
 import { makeTempDir } from "../support/tmpdir.js";

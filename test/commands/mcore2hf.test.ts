@@ -8,7 +8,7 @@ import { reshard } from "../../src/commands/reshard.js";
 import type { TargetOptions } from "../../src/commands/build-plan.js";
 import { ConvertError } from "../../src/errors.js";
 import { compareHfFolders } from "../../src/verify/compare-hf.js";
-import { verifyExact } from "../../src/verify/exact.js";
+import { verifyExact } from "../../src/commands/verify.js";
 import { runPython } from "../support/python.js";
 import { FIXTURE } from "../support/run-cli.js";
 import { makeTempDir } from "../support/tmpdir.js";

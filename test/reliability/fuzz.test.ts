@@ -39,7 +39,8 @@ function mutate(input: Uint8Array, random: () => number): Uint8Array {
   const kind = Math.floor(random() * 4);
   if (kind === 0) {
     for (let i = 0, n = 1 + Math.floor(random() * 8); i < n; i++) {
-      bytes[Math.floor(random() * bytes.length)] ^= 1 << Math.floor(random() * 8);
+      const at = Math.floor(random() * bytes.length);
+      bytes[at] = (bytes[at] ?? 0) ^ (1 << Math.floor(random() * 8));
     }
     return bytes;
   }

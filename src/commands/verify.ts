@@ -1,0 +1,85 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { buildPlan, type TargetOptions } from "./build-plan.js";
+import { openHfModel } from "./hf-input.js";
+import { MANIFEST_FILE } from "./manifest.js";
+import { FileSource } from "../formats/io/file-source.js";
+import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
+import { RANK_FILE } from "../megatron/checkpoint-layout.js";
+import { openCheckpointFolder } from "../megatron/checkpoint-folder.js";
+import { detectTarget } from "../megatron/detect.js";
+import { checkCheckpoint } from "../verify/exact.js";
+import { MAX_REPORTED_DIFFERENCES, type ExactReport } from "../verify/report.js";
+
+export interface VerifyExactOptions {
+  readonly hf: string;
+  readonly mcore: string;
+  readonly iteration?: number | "release";
+  /** Overrides what the manifest or the rank files' args say. */
+  readonly target?: Partial<TargetOptions>;
+  readonly jobs: number;
+}
+
+/**
+ * verify (exact): checks a Megatron checkpoint against its HF source: the rank-folder set, every file's key set,
+ * every tensor's dtype and shape, and every byte of every tensor (replicas and vocab padding
+ * included) against the bytes the mapping derives from the HF tensors.
+ */
+export async function verifyExact(options: VerifyExactOptions): Promise<ExactReport> {
+  const started = performance.now();
+  const model = await openHfModel(options.hf);
+  try {
+    const folder = await openCheckpointFolder(options.mcore, options.iteration);
+    const target = await resolveTarget(options, folder.iterationDir, folder.rankDirs[0] ?? "", folder.iteration);
+    const built = await buildPlan(model, target);
+    const { differences, counts } = await checkCheckpoint(built.plan, folder, model.space, options.jobs);
+    return {
+      schemaVersion: 1,
+      mode: "exact",
+      ok: differences.length === 0,
+      hf: options.hf,
+      mcore: options.mcore,
+      layout: { ...built.plan.layout, spec: built.plan.spec, experts: built.plan.experts, dtype: built.plan.dtype ?? "keep" },
+      filesChecked: counts.files,
+      tensorsChecked: counts.tensors,
+      bytesCompared: counts.bytes,
+      differences: differences.slice(0, MAX_REPORTED_DIFFERENCES),
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await model.close();
+  }
+}
+
+async function resolveTarget(
+  options: VerifyExactOptions,
+  iterationDir: string,
+  firstRankDir: string,
+  iteration: number | "release",
+): Promise<TargetOptions> {
+  const manifest = await readFile(join(options.mcore, MANIFEST_FILE), "utf8").then((t) => JSON.parse(t) as Record<string, unknown>).catch(() => undefined);
+  let detected: Omit<TargetOptions, "iteration">;
+  if (manifest !== undefined && typeof manifest["layout"] === "object") {
+    detected = {
+      layout: manifest["layout"] as TargetOptions["layout"],
+      spec: manifest["spec"] as TargetOptions["spec"],
+      experts: manifest["experts"] as TargetOptions["experts"],
+      dtype: manifest["dtype"] === "keep" ? undefined : (manifest["dtype"] as TargetOptions["dtype"]),
+    };
+  } else {
+    const path = join(iterationDir, firstRankDir, RANK_FILE);
+    const source = await FileSource.open(path);
+    try {
+      const d = detectTarget((await readTorchCheckpoint(source)).root, path);
+      detected = { layout: d.layout, spec: d.spec, experts: d.experts, dtype: d.dtype };
+    } finally {
+      await source.close();
+    }
+  }
+  return { ...detected, iteration, ...stripUndefined(options.target ?? {}) };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
