@@ -4,7 +4,7 @@ import { openMcoreModel, type McoreInputOptions } from "./mcore-input.js";
 import { writeAtomically } from "../engine/atomic-dir.js";
 import { FiniteScan } from "../engine/finite.js";
 import { counted, noProgress, type ProgressListener } from "../engine/progress.js";
-import { tensorBytes } from "../engine/tensor-stream.js";
+import { BandPool, tensorBytes } from "../engine/tensor-stream.js";
 import { writeSafetensorsSharded } from "../formats/safetensors/writer.js";
 import { hfConfigOf, patchedHfConfig, TOKENIZER_FILES } from "../hf/config-writer.js";
 import { invertPlan } from "../mapping/invert.js";
@@ -43,13 +43,14 @@ export async function mcore2hf(options: Mcore2HfOptions): Promise<Mcore2HfResult
     const dtype = options.dtype ?? model.detected.dtype ?? model.dims.dtype;
     const recipes = invertPlan(model.plan, model.hfTensors, () => dtype);
     const finite = options.checkFinite === true ? new FiniteScan() : undefined;
+    const pool = new BandPool();
     const payloads = model.hfTensors.map((t) => {
       const recipe = recipes.get(t.name);
       if (recipe === undefined) {
         throw new Error(`internal: no recipe for ${t.name}`);
       }
       const spec = { name: t.name, dtype, shape: t.shape };
-      const bytes = () => counted(tensorBytes(recipe, model.space), t.name, onProgress);
+      const bytes = () => counted(tensorBytes(recipe, model.space, { pool }), t.name, onProgress);
       return { spec, data: () => (finite === undefined ? bytes() : finite.scan(bytes(), dtype, t.name)) };
     });
     const bytes = payloads.reduce((s, p) => s + byteLengthOf(p.spec), 0);

@@ -15,15 +15,22 @@ export async function readMatrixRect(
   view: MatrixView,
   itemSize: number,
   rect: Rect,
+  into?: Uint8Array,
 ): Promise<Uint8Array> {
   const rowBytes = view.cols * itemSize;
   const start = dataOffset + rect.row * rowBytes;
+  const length = rect.rows * rect.cols * itemSize;
+  const target = into !== undefined && into.byteLength >= length ? into.subarray(0, length) : undefined;
   if (rect.col === 0 && rect.cols === view.cols) {
-    return source.read(start, rect.rows * rowBytes);
+    if (target !== undefined && source.readInto !== undefined) {
+      await source.readInto(target, start);
+      return target;
+    }
+    return source.read(start, length);
   }
   const outRow = rect.cols * itemSize;
   const colOffset = rect.col * itemSize;
-  const out = new Uint8Array(rect.rows * outRow);
+  const out = target ?? new Uint8Array(length);
   const band = Math.max(1, Math.floor(GATHER_SPAN_BYTES / rowBytes));
   for (let r = 0; r < rect.rows; r += band) {
     const rows = Math.min(band, rect.rows - r);

@@ -5,5 +5,5 @@ import type { Dtype } from "../model/tensor.js";
 export interface SourceSpace {
   describe(name: string): { readonly dtype: Dtype; readonly view: MatrixView };
   /** Row-major bytes of `rect` of tensor `name`, in its own dtype. */
-  readRect(name: string, rect: Rect): Promise<Uint8Array>;
+  readRect(name: string, rect: Rect, into?: Uint8Array): Promise<Uint8Array>;
 }

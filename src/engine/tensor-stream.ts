@@ -1,11 +1,45 @@
 import { castBytes, canCast, UnsupportedCastError } from "./cast.js";
+import { prefetch } from "./prefetch.js";
 import type { SourceSpace } from "./source-space.js";
 import { transposeMatrix } from "./transpose.js";
 import type { MatrixView, Rect, Segment } from "../mapping/rect.js";
 import { dtypeBytes, type Dtype } from "../model/tensor.js";
 
 /** Largest piece read and yielded at once when a tensor streams band by band. */
-const STREAM_BAND_BYTES = 32 << 20;
+const STREAM_BAND_BYTES = 8 << 20;
+/** Buffers a reusing stream rotates through: the one yielded, the one prefetched, one spare. */
+const POOL_SIZE = 3;
+
+export interface StreamOptions {
+  /**
+   * Read bands into this ring of reused buffers. Only for a consumer that is done with a chunk
+   * when it asks for the next but one (writers that copy or write it, comparers), and that
+   * streams its tensors one after another; it spares the page faults and GC of a fresh buffer
+   * per band.
+   */
+  readonly pool?: BandPool;
+}
+
+/** A ring of band buffers, each grown to the largest band it has held (at most 8 MiB). */
+export class BandPool {
+  private readonly buffers: Uint8Array[] = [];
+  private next = 0;
+
+  take(bytes: number): Uint8Array | undefined {
+    if (bytes > STREAM_BAND_BYTES) {
+      return undefined;
+    }
+    const i = this.next;
+    this.next = (this.next + 1) % POOL_SIZE;
+    const current = this.buffers[i];
+    if (current !== undefined && current.byteLength >= bytes) {
+      return current;
+    }
+    const grown = new Uint8Array(Math.min(STREAM_BAND_BYTES, Math.max(bytes, 2 * (current?.byteLength ?? 0), 64 << 10)));
+    this.buffers[i] = grown;
+    return grown;
+  }
+}
 
 /** What the engine needs to know of a planned tensor (plan entries and HF outputs alike). */
 export interface TensorRecipe {
@@ -20,7 +54,11 @@ export interface TensorRecipe {
  * and the segments tile the rows in order, the tensor streams in bands; otherwise it is
  * assembled in one buffer (at most the tensor's size) and yielded once.
  */
-export async function* tensorBytes(recipe: TensorRecipe, space: SourceSpace): AsyncGenerator<Uint8Array> {
+export function tensorBytes(recipe: TensorRecipe, space: SourceSpace, options: StreamOptions = {}): AsyncGenerator<Uint8Array> {
+  return prefetch(rawTensorBytes(recipe, space, options.pool), POOL_SIZE - 1);
+}
+
+async function* rawTensorBytes(recipe: TensorRecipe, space: SourceSpace, pool: BandPool | undefined): AsyncGenerator<Uint8Array> {
   const sourceDtype = commonSourceDtype(recipe, space);
   if (!canCast(sourceDtype, recipe.dtype)) {
     throw new UnsupportedCastError(recipe.name, sourceDtype, recipe.dtype);
@@ -28,7 +66,7 @@ export async function* tensorBytes(recipe: TensorRecipe, space: SourceSpace): As
   const cast = (bytes: Uint8Array): Uint8Array => castBytes(bytes, sourceDtype, recipe.dtype);
   if (streamable(recipe)) {
     for (const seg of [...recipe.segments].sort((a, b) => a.dst.row - b.dst.row)) {
-      yield* streamSegment(seg, recipe.view, dtypeBytes(sourceDtype), space, cast);
+      yield* streamSegment(seg, recipe.view, dtypeBytes(sourceDtype), space, cast, pool);
     }
     return;
   }
@@ -61,6 +99,7 @@ async function* streamSegment(
   itemSize: number,
   space: SourceSpace,
   cast: (b: Uint8Array) => Uint8Array,
+  pool: BandPool | undefined,
 ): AsyncGenerator<Uint8Array> {
   const rowBytes = view.cols * itemSize;
   if (seg.repeat !== undefined) {
@@ -79,7 +118,7 @@ async function* streamSegment(
   const band = Math.max(1, Math.floor(STREAM_BAND_BYTES / Math.max(1, rowBytes)));
   for (let r = 0; r < seg.src.rows; r += band) {
     const rect: Rect = { ...seg.src, row: seg.src.row + r, rows: Math.min(band, seg.src.rows - r) };
-    yield cast(await space.readRect(seg.source, rect));
+    yield cast(await space.readRect(seg.source, rect, pool?.take(rect.rows * rect.cols * itemSize)));
   }
 }
 

@@ -5,7 +5,7 @@ import { runPool } from "./pool.js";
 import { counted, noProgress, type ProgressListener } from "./progress.js";
 import type { SourceSpace } from "./source-space.js";
 import { FiniteScan } from "./finite.js";
-import { tensorBytes } from "./tensor-stream.js";
+import { BandPool, tensorBytes } from "./tensor-stream.js";
 import { writeTorchCheckpoint } from "../formats/torch/checkpoint-writer.js";
 import { TensorOut } from "../formats/torch/pickle/values.js";
 import type { ArgValue } from "../megatron/args.js";
@@ -60,15 +60,18 @@ export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Pr
 }
 
 function chunksOf(file: RankFilePlan, space: SourceSpace, relative: string, onProgress: ProgressListener, finite?: FiniteScan): ModelChunk[] {
+  // One file's storages are written one after another, so they can share a ring of buffers.
+  const pool = new BandPool();
   return file.models.map((model) => ({
     key: model.key,
-    entries: model.entries.map((entry) => [entry.name, tensorOut(entry, space, `${relative}:${model.key}/${entry.name}`, relative, onProgress, finite)] as const),
+    entries: model.entries.map((entry) => [entry.name, tensorOut(entry, space, pool, `${relative}:${model.key}/${entry.name}`, relative, onProgress, finite)] as const),
   }));
 }
 
 function tensorOut(
   entry: PlannedEntry,
   space: SourceSpace,
+  pool: BandPool,
   label: string,
   relative: string,
   onProgress: ProgressListener,
@@ -77,7 +80,7 @@ function tensorOut(
   if (entry.kind === "extra-state") {
     return null;
   }
-  const bytes = () => counted(tensorBytes(entry, space), relative, onProgress);
+  const bytes = () => counted(tensorBytes(entry, space, { pool }), relative, onProgress);
   const storage = {
     dtype: entry.dtype,
     numel: numelOf(entry.shape),

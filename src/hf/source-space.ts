@@ -19,13 +19,13 @@ export class HfSourceSpace implements SourceSpace {
     return { dtype: tensor.dtype, view: viewOf(shape) };
   }
 
-  async readRect(name: string, rect: Rect): Promise<Uint8Array> {
+  async readRect(name: string, rect: Rect, into?: Uint8Array): Promise<Uint8Array> {
     const { tensor, rowOffset } = this.locate(name);
     const source = this.checkpoint.sourceOf(tensor);
     return readMatrixRect(source, tensor.dataOffset, viewOf(tensor.shape), dtypeBytes(tensor.dtype), {
       ...rect,
       row: rect.row + rowOffset,
-    });
+    }, into);
   }
 
   private locate(name: string): { tensor: StoredTensor; rowOffset: number } {

@@ -22,11 +22,11 @@ export class MegatronSourceSpace implements SourceSpace {
     return { dtype: t.ref.dtype, view: t.view };
   }
 
-  async readRect(id: string, rect: Rect): Promise<Uint8Array> {
+  async readRect(id: string, rect: Rect, into?: Uint8Array): Promise<Uint8Array> {
     const t = this.get(id);
     const size = dtypeBytes(t.ref.dtype);
     if (t.ref.isContiguous) {
-      return readMatrixRect(t.source, t.ref.contiguousRange().offset, t.view, size, rect);
+      return readMatrixRect(t.source, t.ref.contiguousRange().offset, t.view, size, rect, into);
     }
     const whole = await readTensorBytes(t.source, t.ref);
     const out = new Uint8Array(rect.rows * rect.cols * size);

@@ -1,5 +1,5 @@
 import { locateElement } from "./locate.js";
-import { tensorBytes } from "../engine/tensor-stream.js";
+import { tensorBytes, type BandPool } from "../engine/tensor-stream.js";
 import type { SourceSpace } from "../engine/source-space.js";
 import type { ByteSource } from "../formats/io/byte-source.js";
 import { readTensorBytes } from "../formats/torch/checkpoint-reader.js";
@@ -13,6 +13,7 @@ export async function compareTensor(
   actual: TensorRef,
   planned: PlannedTensor,
   space: SourceSpace,
+  pool?: BandPool,
 ): Promise<{ message?: string; bytes: number }> {
   if (actual.dtype !== planned.dtype) {
     return { message: `dtype ${actual.dtype}; expected ${planned.dtype}`, bytes: 0 };
@@ -24,11 +25,15 @@ export async function compareTensor(
   const contiguous = actual.isContiguous ? actual.contiguousRange() : undefined;
   const whole = contiguous === undefined ? await readTensorBytes(source, actual) : undefined;
   let position = 0;
-  for await (const chunk of tensorBytes(planned, space)) {
+  let scratch = new Uint8Array(0);
+  for await (const chunk of tensorBytes(planned, space, pool === undefined ? {} : { pool })) {
+    if (whole === undefined && scratch.byteLength < chunk.byteLength) {
+      scratch = new Uint8Array(chunk.byteLength);
+    }
     const stored =
       whole !== undefined
         ? whole.subarray(position, position + chunk.byteLength)
-        : await source.read((contiguous?.offset ?? 0) + position, chunk.byteLength);
+        : await readStored(source, (contiguous?.offset ?? 0) + position, scratch.subarray(0, chunk.byteLength));
     const at = firstDifference(chunk, stored);
     if (at >= 0) {
       const element = Math.floor((position + at) / itemSize);
@@ -40,6 +45,14 @@ export async function compareTensor(
     position += chunk.byteLength;
   }
   return { bytes: position };
+}
+
+async function readStored(source: ByteSource, offset: number, into: Uint8Array): Promise<Uint8Array> {
+  if (source.readInto === undefined) {
+    return source.read(offset, into.byteLength);
+  }
+  await source.readInto(into, offset);
+  return into;
 }
 
 function firstDifference(a: Uint8Array, b: Uint8Array): number {

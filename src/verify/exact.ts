@@ -2,6 +2,7 @@ import { compareTensor } from "./compare-tensor.js";
 import type { Difference } from "./report.js";
 import { runPool } from "../engine/pool.js";
 import type { SourceSpace } from "../engine/source-space.js";
+import { BandPool } from "../engine/tensor-stream.js";
 import { FileSource } from "../formats/io/file-source.js";
 import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../formats/torch/pickle/values.js";
@@ -62,13 +63,14 @@ async function checkRankFile(
       return;
     }
     const chunks = new Map(modelChunks(root));
+    const pool = new BandPool();
     for (const model of plan.models) {
       const actual = chunks.get(model.key);
       if (actual === undefined) {
         differences.push({ file: label, key: model.key, hfTensors: [], problem: `no "${model.key}" entry` });
         continue;
       }
-      await checkModel(source, label, model, actual, space, differences, counts);
+      await checkModel(source, label, model, actual, space, pool, differences, counts);
     }
   } finally {
     await source.close();
@@ -81,6 +83,7 @@ async function checkModel(
   model: PlannedModel,
   actual: PyDict,
   space: SourceSpace,
+  pool: BandPool,
   differences: Difference[],
   counts: { tensors: number; bytes: number },
 ): Promise<void> {
@@ -105,7 +108,7 @@ async function checkModel(
       differences.push({ file: label, key, hfTensors, problem: "expected a tensor" });
       continue;
     }
-    const problem = await compareTensor(source, value, entry, space);
+    const problem = await compareTensor(source, value, entry, space, pool);
     counts.tensors++;
     counts.bytes += problem.bytes;
     if (problem.message !== undefined) {

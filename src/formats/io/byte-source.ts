@@ -7,5 +7,7 @@ export interface ByteSource {
   readonly name: string;
   readonly size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Fills `target` completely from `offset` (a read into a buffer the caller reuses). */
+  readInto?(target: Uint8Array, offset: number): Promise<void>;
   close(): Promise<void>;
 }

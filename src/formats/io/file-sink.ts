@@ -1,16 +1,19 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { FileAccessError } from "./errors.js";
 
-/** Small writes are gathered into one buffer of this size before they reach the disk. */
-const COALESCE_BYTES = 4 << 20;
+/** Small writes are copied into one reused buffer of this size and written together. */
+const COALESCE_BYTES = 8 << 20;
+/** Writes at least this large go straight to the file. */
+const DIRECT_BYTES = 2 << 20;
 
 /**
- * A file written front to back. Small writes are coalesced; large ones go straight to the
- * handle. `position` is the number of bytes accepted so far (the offset of the next byte).
+ * A file written front to back. `write` is done with the caller's bytes when it resolves (small
+ * ones are copied into a reused buffer, large ones are written), so callers may reuse them.
+ * `position` is the number of bytes accepted so far (the offset of the next byte).
  */
 export class FileSink {
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
+  private buffer: Uint8Array | undefined;
+  private fill = 0;
   private written = 0;
 
   private constructor(
@@ -27,33 +30,33 @@ export class FileSink {
   }
 
   get position(): number {
-    return this.written + this.pendingBytes;
+    return this.written + this.fill;
   }
 
   async write(bytes: Uint8Array): Promise<void> {
     if (bytes.byteLength === 0) {
       return;
     }
-    if (bytes.byteLength >= COALESCE_BYTES) {
+    if (bytes.byteLength >= DIRECT_BYTES) {
       await this.flush();
       await this.writeFully(bytes);
       return;
     }
-    this.pending.push(bytes);
-    this.pendingBytes += bytes.byteLength;
-    if (this.pendingBytes >= COALESCE_BYTES) {
+    const buffer = (this.buffer ??= new Uint8Array(COALESCE_BYTES));
+    if (this.fill + bytes.byteLength > buffer.byteLength) {
       await this.flush();
     }
+    buffer.set(bytes, this.fill);
+    this.fill += bytes.byteLength;
   }
 
   async flush(): Promise<void> {
-    if (this.pendingBytes === 0) {
+    if (this.fill === 0 || this.buffer === undefined) {
       return;
     }
-    const joined = this.pending.length === 1 ? (this.pending[0] as Uint8Array) : Buffer.concat(this.pending);
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.writeFully(joined);
+    const pending = this.buffer.subarray(0, this.fill);
+    this.fill = 0;
+    await this.writeFully(pending);
   }
 
   /** Flushes, fsyncs and closes. */
@@ -68,8 +71,7 @@ export class FileSink {
 
   /** Closes without syncing (used when the file is about to be removed). */
   async abandon(): Promise<void> {
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.fill = 0;
     await this.handle.close().catch(() => undefined);
   }
 
