@@ -19,6 +19,13 @@ async function main(argv: readonly string[]): Promise<void> {
     writeErr(`megatron-convert: ${error.message}`);
     process.exit(error.exitCode);
   };
+  // `megatron-convert plan ... | head` closes our stdout early: that is not an error.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") {
+      process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+    }
+    throw error;
+  });
   process.once("SIGINT", stop("SIGINT"));
   process.once("SIGTERM", stop("SIGTERM"));
   try {
