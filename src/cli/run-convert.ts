@@ -1,9 +1,9 @@
 import { formatBytes, table, writeErr, writeOut } from "./print.js";
-import { progressReporter } from "./progress-bars.js";
+import { downloadReporter, progressReporter } from "./progress-bars.js";
 import type { BuiltPlan, TargetOptions } from "../commands/build-plan.js";
 import { buildPlan } from "../commands/build-plan.js";
 import { hf2mcore } from "../commands/convert.js";
-import { openHfModel } from "../commands/hf-input.js";
+import { openHfModel, prefetchHfInput } from "../commands/hf-input.js";
 import { rankFileSummaries } from "../commands/manifest.js";
 
 export async function runHf2Mcore(
@@ -12,9 +12,12 @@ export async function runHf2Mcore(
   target: TargetOptions,
   flags: { jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean },
 ): Promise<void> {
+  // A repo id is downloaded first (with its own bars), then converted from the cache at the same
+  // commit; --dry-run reads only the headers.
+  const source = flags.dryRun === true ? hf : await downloadHf(hf, flags);
   const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
   try {
-    const result = await hf2mcore({ ...target, hf, out, jobs: flags.jobs, dryRun: flags.dryRun === true, force: flags.force === true, checkFinite: flags.checkFinite === true, onProgress: progress.listener });
+    const result = await hf2mcore({ ...target, hf: source, out, jobs: flags.jobs, dryRun: flags.dryRun === true, force: flags.force === true, checkFinite: flags.checkFinite === true, onProgress: progress.listener });
     progress.stop();
     if (flags.json === true) {
       writeOut(JSON.stringify(planJson(result.built, target, { out, written: result.written, seconds: result.seconds }), null, 2));
@@ -32,8 +35,19 @@ export async function runHf2Mcore(
   }
 }
 
+/** For a repo id: downloads it into the HF cache with progress bars and returns `org/name@<commit>`. */
+export async function downloadHf(hf: string, flags: { json?: boolean; quiet?: boolean }): Promise<string> {
+  const downloads = downloadReporter({ json: flags.json === true, quiet: flags.quiet === true });
+  try {
+    return await prefetchHfInput(hf, { onDownload: downloads.listener });
+  } finally {
+    downloads.stop();
+  }
+}
+
+/** A repo id is read remotely: config and index downloaded, shard headers by Range requests, no shard. */
 export async function runPlan(hf: string, target: TargetOptions, flags: { json?: boolean }): Promise<void> {
-  const model = await openHfModel(hf);
+  const model = await openHfModel(hf, { remote: true });
   try {
     const built = await buildPlan(model, target);
     writeOut(flags.json === true ? JSON.stringify(planJson(built, target, {}), null, 2) : planText(built, target));

@@ -1,6 +1,7 @@
 import { formatBytes, writeOut } from "./print.js";
-import { progressReporter } from "./progress-bars.js";
+import { downloadReporter, progressReporter } from "./progress-bars.js";
 import type { TargetOptions } from "../commands/build-plan.js";
+import { resolveHfConfigInput } from "../commands/hf-input.js";
 import { mcore2hf } from "../commands/mcore2hf.js";
 import { reshard } from "../commands/reshard.js";
 import type { ExpertImpl, LayerSpec } from "../mapping/profiles.js";
@@ -22,6 +23,7 @@ export async function runMcore2Hf(
   out: string,
   flags: McoreFlags & { maxShardSize: number; dtype: Dtype | "keep"; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean },
 ): Promise<void> {
+  const hfConfig = await hfConfigFolder(flags);
   const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true });
   try {
     const result = await mcore2hf({
@@ -30,7 +32,7 @@ export async function runMcore2Hf(
       maxShardBytes: flags.maxShardSize,
       dtype: flags.dtype === "keep" ? undefined : flags.dtype,
       iteration: flags.iteration,
-      hfConfig: flags.hfConfig,
+      hfConfig,
       vocabSize: flags.vocabSize,
       layout: { tp: flags.tp, pp: flags.pp, ep: flags.ep, ...(flags.tp === undefined ? {} : { etp: flags.tp }) },
       spec: flags.spec,
@@ -59,6 +61,7 @@ export async function runReshard(
   target: TargetOptions,
   flags: McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean },
 ): Promise<void> {
+  const hfConfig = await hfConfigFolder(flags);
   const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
   try {
     const result = await reshard({
@@ -69,7 +72,7 @@ export async function runReshard(
       dryRun: flags.dryRun === true,
       force: flags.force === true,
       checkFinite: flags.checkFinite === true,
-      source: { iteration: flags.sourceIteration, hfConfig: flags.hfConfig, vocabSize: flags.vocabSize },
+      source: { iteration: flags.sourceIteration, hfConfig, vocabSize: flags.vocabSize },
       onProgress: progress.listener,
     });
     progress.stop();
@@ -84,5 +87,18 @@ export async function runReshard(
     );
   } finally {
     progress.stop();
+  }
+}
+
+/** --hf-config org/name[@rev]: config.json and tokenizer files fetched into the HF cache; its snapshot folder is used. */
+async function hfConfigFolder(flags: { hfConfig?: string; json?: boolean; quiet?: boolean }): Promise<string | undefined> {
+  if (flags.hfConfig === undefined) {
+    return undefined;
+  }
+  const downloads = downloadReporter({ json: flags.json === true, quiet: flags.quiet === true });
+  try {
+    return await resolveHfConfigInput(flags.hfConfig, { onDownload: downloads.listener });
+  } finally {
+    downloads.stop();
   }
 }

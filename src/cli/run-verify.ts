@@ -1,5 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { table, writeOut } from "./print.js";
+import { downloadHf } from "./run-convert.js";
 import { ExitWithCode } from "../errors.js";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -8,7 +9,8 @@ import { verifyExact } from "../commands/verify.js";
 
 export async function runVerify(hf: string, mcore: string, flags: { report?: string; json?: boolean; jobs: number }): Promise<void> {
   const secondIsHf = (await stat(join(mcore, "config.json")).catch(() => undefined)) !== undefined;
-  const report = secondIsHf ? await compareHfFolders(hf, mcore) : await verifyExact({ hf, mcore, jobs: flags.jobs });
+  // A repo id is downloaded first, with progress (json: progress lines as JSON, stdout untouched).
+  const report = secondIsHf ? await compareHfFolders(hf, mcore) : await verifyExact({ hf: await downloadHf(hf, { json: flags.json }), mcore, jobs: flags.jobs });
   const json = `${JSON.stringify(report, null, 2)}\n`;
   if (flags.report !== undefined) {
     await writeFile(flags.report, json);

@@ -23,7 +23,7 @@ export interface Hf2McoreResult {
 /** hf2mcore: HF folder -> Megatron-Core legacy checkpoint, planned and checked before a byte is written. */
 export async function hf2mcore(options: Hf2McoreOptions): Promise<Hf2McoreResult> {
   const started = performance.now();
-  const model = await openHfModel(options.hf);
+  const model = await openHfModel(options.hf, { remote: options.dryRun === true });
   try {
     const built = await buildPlan(model, options);
     if (options.dryRun === true) {

@@ -52,6 +52,8 @@ export interface HubFileInfo {
   readonly size: number;
   /** The cache's blob name: the LFS sha256 for LFS files, the git blob sha1 otherwise. */
   readonly etag: string;
+  /** How the downloaded bytes can be checked against `etag`. */
+  readonly check: "sha256" | "git-sha1" | "none";
 }
 
 /** paths-info takes at most this many paths per request (the library batches copies the same way). */
@@ -101,11 +103,12 @@ export class HubClient {
         if (entry.type !== "file") {
           continue;
         }
-        const etag = entry.lfs?.oid ?? entry.oid;
-        if (etag === undefined || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(etag)) {
+        const etag = entry.lfs?.oid ?? entry.xetHash ?? entry.oid;
+        if (etag === undefined || !/^[0-9a-f]{40,64}$/.test(etag)) {
           throw new HubBadResponseError(formatRepoRef(ref), entry.path, `paths-info gives no usable oid (${String(etag)})`);
         }
-        found.set(entry.path, { path: entry.path, size: entry.lfs?.size ?? entry.size, etag });
+        const check = entry.lfs !== undefined ? "sha256" : entry.xetHash !== undefined ? "none" : "git-sha1";
+        found.set(entry.path, { path: entry.path, size: entry.lfs?.size ?? entry.size, etag, check });
       }
     }
     return found;

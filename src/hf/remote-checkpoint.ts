@@ -1,0 +1,77 @@
+import type { HubSnapshot } from "./download.js";
+import { HubByteSource } from "./hub-source.js";
+import type { ByteSource } from "../formats/io/byte-source.js";
+import { DuplicateTensorError, IndexIncompleteError, TensorNotFoundError, type TensorPlacement } from "../formats/safetensors/errors.js";
+import type { SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
+import type { SafetensorsIndex } from "../formats/safetensors/index-json.js";
+import { openSafetensors, type SafetensorsFile } from "../formats/safetensors/reader.js";
+import type { StoredTensor } from "../model/tensor.js";
+
+/**
+ * The safetensors shards of a Hub snapshot opened without downloading them: each header is
+ * read with two Range requests (the 8-byte length, then the JSON). Checked against the index
+ * as openSafetensorsFolder checks a local folder: every weight_map entry is in its shard, every
+ * shard tensor is mapped to that shard, no name is stored twice. Tensor bytes, if ever read,
+ * are Range requests too; `plan` reads none.
+ */
+export async function openRemoteCheckpoint(
+  snapshot: HubSnapshot,
+  shards: readonly string[],
+  index: { readonly file: string; readonly index: SafetensorsIndex } | undefined,
+): Promise<SafetensorsCheckpoint> {
+  const files = await Promise.all(
+    shards.map(async (path) => openSafetensors(await HubByteSource.open(snapshot.hub, snapshot.ref, snapshot.commit, path))),
+  );
+  const byShard = new Map(shards.map((shard, i) => [shard, files[i] as SafetensorsFile] as const));
+  if (index !== undefined) {
+    checkAgainstIndex(index.file, index.index, byShard);
+  }
+  const tensors = new Map<string, StoredTensor>();
+  const sources = new Map<string, ByteSource>();
+  for (const file of files) {
+    sources.set(file.source.name, file.source);
+    for (const t of file.tensors) {
+      const other = tensors.get(t.name);
+      if (other !== undefined) {
+        throw new DuplicateTensorError(t.file, t.name, other.file);
+      }
+      tensors.set(t.name, t);
+    }
+  }
+  return {
+    location: snapshot.label,
+    files,
+    tensors,
+    sourceOf(tensor: StoredTensor): ByteSource {
+      const source = sources.get(tensor.file);
+      if (source === undefined) {
+        throw new Error(`internal: tensor ${JSON.stringify(tensor.name)} is in ${tensor.file}, which is not part of ${snapshot.label}`);
+      }
+      return source;
+    },
+    close: async () => undefined,
+  };
+}
+
+function checkAgainstIndex(indexFile: string, index: SafetensorsIndex, byShard: ReadonlyMap<string, SafetensorsFile>): void {
+  const missing: TensorPlacement[] = [];
+  for (const [tensor, shard] of index.weightMap) {
+    if (byShard.get(shard)?.tensor(tensor) === undefined) {
+      missing.push({ tensor, shard });
+    }
+  }
+  if (missing.length > 0) {
+    throw new TensorNotFoundError(indexFile, missing);
+  }
+  const unlisted: TensorPlacement[] = [];
+  for (const [shard, file] of byShard) {
+    for (const t of file.tensors) {
+      if (index.weightMap.get(t.name) !== shard) {
+        unlisted.push({ tensor: t.name, shard });
+      }
+    }
+  }
+  if (unlisted.length > 0) {
+    throw new IndexIncompleteError(indexFile, unlisted);
+  }
+}
