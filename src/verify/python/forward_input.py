@@ -4,15 +4,15 @@
 --text: tokenised with the HF folder's tokenizer.json through `tokenizers`, else transformers'
 AutoTokenizer; neither importable, or no tokenizer in the folder, is an error naming what to do.
 Default: sample.txt beside this file, tokenised the same way when a tokenizer is available, else
-its UTF-8 bytes modulo the vocabulary ("bytes-modulo-vocab": deterministic, needs nothing).
+id i = (256 * byte[i] + byte[i+1]) modulo the vocabulary over its UTF-8 bytes
+("byte-pairs-modulo-vocab": deterministic, needs nothing, and spreads over the whole vocabulary,
+so every vocab-parallel shard of the embedding and output layer is exercised).
 A stream is cut into `batch` consecutive windows of `seq_len` ids, repeated from the start if short.
 """
 
 import importlib.util
 import json
 import os
-
-import torch
 
 from verify_errors import VerifyError
 
@@ -56,7 +56,7 @@ def windows(stream, batch, seq_len):
 
 
 def build_batch(opts, hf_dir, vocab, seq_len, batch):
-    """(LongTensor [B, S], description dict)."""
+    """(rows: B lists of S ids, description dict); plain Python, so input errors come before torch is imported."""
     info = {"source": "bundled-sample", "tokenization": None}
     if opts.tokens:
         info = {"source": "tokens", "file": opts.tokens, "tokenization": None}
@@ -82,15 +82,15 @@ def build_batch(opts, hf_dir, vocab, seq_len, batch):
         kind, encode = tokenizer_for(hf_dir, required=bool(opts.text))
         text = read_text(text_path)
         if encode is None:
-            info["tokenization"] = "bytes-modulo-vocab"
-            stream = [b % vocab for b in text.encode("utf-8")]
+            info["tokenization"] = "byte-pairs-modulo-vocab"
+            data = text.encode("utf-8")
+            stream = [(256 * a + b) % vocab for a, b in zip(data, data[1:])]
         else:
             info["tokenization"] = kind
             stream = list(encode(text))
         rows = windows(stream, batch, seq_len)
-    ids = torch.tensor(rows, dtype=torch.int64)
-    bad = ids[(ids < 0) | (ids >= vocab)]
-    if bad.numel():
-        raise VerifyError("verify.input", f"token id {int(bad[0])} is outside the vocabulary [0, {vocab})")
-    info.update({"batch": ids.shape[0], "seqLen": ids.shape[1], "tokens": ids.numel()})
-    return ids, info
+    bad = [x for r in rows for x in r if not isinstance(x, int) or isinstance(x, bool) or x < 0 or x >= vocab]
+    if bad:
+        raise VerifyError("verify.input", f"token id {bad[0]} is outside the vocabulary [0, {vocab})")
+    info.update({"batch": len(rows), "seqLen": len(rows[0]), "tokens": len(rows) * len(rows[0])})
+    return rows, info

@@ -1,7 +1,8 @@
 """A built-in PyTorch Mixtral that follows transformers' MixtralForCausalLM (eager attention) step by step.
 
-It streams: each decoder layer's tensors are read from the safetensors shards just before the layer
-runs and dropped after it, so at most one layer's weights are in memory. Semantics copied from
+It streams: each tensor is read from the safetensors shards just before it is used and dropped
+after, experts one at a time (one expert's slice of a fused tensor), so at most one layer's
+attention weights or one expert are in memory. Semantics copied from
 transformers (models/mixtral/modeling_mixtral.py, 4.4x-5.x):
 - MixtralRMSNorm: upcast to fp32, x * rsqrt(mean(x^2) + eps), cast back to the input dtype, then weight * x.
 - Rotary: inv_freq = 1 / theta^(arange(0, d, 2) / d) in fp32, emb = cat(freqs, freqs), cos/sin cast to
@@ -56,9 +57,6 @@ class HfBuiltin:
         self.device = device
         self.dtype = dtype
 
-    def w(self, name):
-        return self.f.tensor(name).to(device=self.device, dtype=self.dtype)
-
     def attention(self, x, i, cos, sin):
         c = self.c
         b, s, _ = x.shape
@@ -77,15 +75,17 @@ class HfBuiltin:
         out = torch.matmul(probs, v).transpose(1, 2).contiguous().reshape(b, s, nh * hd)
         return F.linear(out, self.w(p + "o_proj.weight"))
 
-    def experts(self, i):
-        """(w1, w2, w3) per expert, from the per-expert or the transformers-5 fused layout."""
-        c = self.c
+    def w(self, name, index=None):
+        return self.f.tensor(name, index).to(device=self.device, dtype=self.dtype)
+
+    def expert(self, i, e):
+        """(w1, w2, w3) of one expert, read when it runs (per-expert or transformers-5 fused layout)."""
         if self.f.fused:
-            gate_up = self.w(f"model.layers.{i}.mlp.experts.gate_up_proj")
-            down = self.w(f"model.layers.{i}.mlp.experts.down_proj")
-            return [(gate_up[e, : c["ffn"]], down[e], gate_up[e, c["ffn"] :]) for e in range(c["experts"])]
-        p = f"model.layers.{i}.block_sparse_moe.experts."
-        return [tuple(self.w(f"{p}{e}.{n}.weight") for n in ("w1", "w2", "w3")) for e in range(c["experts"])]
+            gate_up = self.w(f"model.layers.{i}.mlp.experts.gate_up_proj", e)
+            ffn = self.c["ffn"]
+            return gate_up[:ffn], self.w(f"model.layers.{i}.mlp.experts.down_proj", e), gate_up[ffn:]
+        p = f"model.layers.{i}.block_sparse_moe.experts.{e}."
+        return tuple(self.w(f"{p}{n}.weight") for n in ("w1", "w2", "w3"))
 
     def moe(self, x, i):
         c = self.c
@@ -99,10 +99,11 @@ class HfBuiltin:
         weights = weights.to(x.dtype)
         out = torch.zeros_like(x)
         mask = F.one_hot(selected, num_classes=c["experts"]).permute(2, 1, 0)
-        for e, (w1, w2, w3) in enumerate(self.experts(i)):
+        for e in range(c["experts"]):
             idx, top = torch.where(mask[e])
             if top.numel() == 0:
                 continue
+            w1, w2, w3 = self.expert(i, e)
             cur = x[top]
             y = F.linear(F.silu(F.linear(cur, w1)) * F.linear(cur, w3), w2) * weights[top, idx, None]
             out.index_add_(0, top, y.to(x.dtype))

@@ -12,6 +12,7 @@ import struct
 
 import torch
 
+from hf_config import load_config
 from verify_errors import VerifyError
 
 DTYPES = {
@@ -62,7 +63,8 @@ class SafetensorsFile:
             if e["dtype"] not in DTYPES or self.base + end > size or begin > end:
                 raise VerifyError("verify.hf-header", f"{path}: tensor {name!r} has dtype {e['dtype']} / offsets {begin}..{end} that this reader cannot use")
 
-    def tensor(self, name):
+    def tensor(self, name, index=None):
+        """The tensor, or with `index` only its slice [index] along dim 0 (one expert of a fused tensor)."""
         e = self.entries[name]
         begin, end = e["data_offsets"]
         dtype, size = DTYPES[e["dtype"]]
@@ -72,31 +74,10 @@ class SafetensorsFile:
             numel *= d
         if numel * size != end - begin:
             raise VerifyError("verify.hf-header", f"{self.path}: tensor {name!r} has {end - begin} bytes for shape {shape} {e['dtype']}")
-        return tensor_from_bytes(read_bytes(self.path, self.base + begin, end - begin), dtype, shape)
-
-
-def load_config(folder):
-    path = os.path.join(folder, "config.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            c = json.load(f)
-    except (OSError, ValueError) as e:
-        raise VerifyError("verify.hf-config", f"cannot read {path}: {e}") from e
-    rope = c.get("rope_parameters") or {}
-    scaling = c.get("rope_scaling")
-    if scaling and scaling.get("rope_type", scaling.get("type", "default")) != "default":
-        raise VerifyError("verify.hf-config", f"{path}: rope_scaling {scaling} is not supported by the forward check")
-    heads = c["num_attention_heads"]
-    cfg = {
-        "vocab": c["vocab_size"], "hidden": c["hidden_size"], "ffn": c["intermediate_size"],
-        "layers": c["num_hidden_layers"], "heads": heads, "kv_heads": c.get("num_key_value_heads", heads),
-        "head_dim": c.get("head_dim") or c["hidden_size"] // heads, "experts": c["num_local_experts"],
-        "topk": c["num_experts_per_tok"], "eps": c.get("rms_norm_eps", 1e-5),
-        "rope_theta": rope.get("rope_theta", c.get("rope_theta", 10000.0)),
-        "max_positions": c.get("max_position_embeddings", 4096), "sliding_window": c.get("sliding_window"),
-        "tie": bool(c.get("tie_word_embeddings", False)), "dtype": c.get("dtype", c.get("torch_dtype")),
-    }
-    return cfg
+        if index is None:
+            return tensor_from_bytes(read_bytes(self.path, self.base + begin, end - begin), dtype, shape)
+        row = (end - begin) // shape[0]
+        return tensor_from_bytes(read_bytes(self.path, self.base + begin + index * row, row), dtype, shape[1:])
 
 
 class HfFolder:
@@ -128,11 +109,11 @@ class HfFolder:
     def has(self, name):
         return name in self.where
 
-    def tensor(self, name):
+    def tensor(self, name, index=None):
         f = self.where.get(name)
         if f is None:
             raise VerifyError("verify.hf-missing", f"{self.folder}: no tensor {name!r} in its safetensors files")
-        return f.tensor(name)
+        return f.tensor(name, index)
 
     def weight_dtype(self):
         name = "model.embed_tokens.weight"

@@ -124,11 +124,14 @@ class McoreCheckpoint:
             raise VerifyError("verify.layout", f"{self._path(self.rank_dir(t, p, e))}: no {key!r} entry (args say VPP={self.vp})")
         return m
 
-    def tensor(self, t, p, e, v, name):
+    def lazy(self, t, p, e, v, name):
         value = self.model(t, p, e, v).get(name)
         if not isinstance(value, LazyTensor):
             raise VerifyError("verify.missing-tensor", f"{self._path(self.rank_dir(t, p, e))}: {'model' + str(v) if self.vp > 1 else 'model'}/{name} is missing or not a tensor")
-        return value.load()
+        return value
+
+    def tensor(self, t, p, e, v, name):
+        return self.lazy(t, p, e, v, name).load()
 
     def has(self, t, p, e, v, name):
         return isinstance(self.model(t, p, e, v).get(name), LazyTensor)

@@ -61,6 +61,7 @@ class McoreRunner:
         self.dtype = dtype
         self.experts_impl = None
         self.spec = None
+        self.unexercised = []
 
     def w(self, t, p, e, v, name):
         return self.c.tensor(t, p, e, v, name).to(device=self.device, dtype=self.dtype)
@@ -134,26 +135,27 @@ class McoreRunner:
             probs = torch.softmax(top, dim=-1, dtype=torch.float32)
         return probs.to(x.dtype), idx
 
-    def expert_weights(self, t, p, ep, v, prefix, impl):
-        """[(fc1 as a function of x, fc2 as a function of y)] for the local experts of one rank file."""
+    def expert_loaders(self, t, p, ep, v, prefix, impl):
+        """Per local expert j, a function loading (fc1, fc2) of rank file (t, p, ep) as callables on activations.
+        Each expert is read when it runs, so one expert's shard is in memory at a time."""
         x = prefix + "mlp.experts."
-        el = self.c.local_experts
-        if impl == "grouped":
-            w1 = self.w(t, p, ep, v, x + "weight1")
-            w2 = self.w(t, p, ep, v, x + "weight2")
-            h = self.c.hidden
-            w1 = w1.reshape(-1).view(el, h, -1)
-            w2 = w2.reshape(-1).view(el, -1, h)
-            return [(lambda a, m=w1[j]: a @ m, lambda a, m=w2[j]: a @ m) for j in range(el)]
-        if impl == "te-grouped":
-            names = [(f"{x}linear_fc1.weight{j}", f"{x}linear_fc2.weight{j}") for j in range(el)]
-        else:
-            names = [(f"{x}local_experts.{j}.linear_fc1.weight", f"{x}local_experts.{j}.linear_fc2.weight") for j in range(el)]
-        out = []
-        for n1, n2 in names:
+        el, h = self.c.local_experts, self.c.hidden
+
+        def grouped(j):
+            # GroupedMLP memory: weight1 = [El, H, 2Y] (each fc1 transposed), weight2 = [El, Y, H]; x @ w, no transpose
+            w1 = self.c.lazy(t, p, ep, v, x + "weight1").block(j, el).to(device=self.device, dtype=self.dtype).reshape(h, -1)
+            w2 = self.c.lazy(t, p, ep, v, x + "weight2").block(j, el).to(device=self.device, dtype=self.dtype).reshape(-1, h)
+            return (lambda a: a @ w1), (lambda a: a @ w2)
+
+        def linear(j):
+            if impl == "te-grouped":
+                n1, n2 = f"{x}linear_fc1.weight{j}", f"{x}linear_fc2.weight{j}"
+            else:
+                n1, n2 = f"{x}local_experts.{j}.linear_fc1.weight", f"{x}local_experts.{j}.linear_fc2.weight"
             w1, w2 = self.w(t, p, ep, v, n1), self.w(t, p, ep, v, n2)
-            out.append((lambda a, m=w1: F.linear(a, m), lambda a, m=w2: F.linear(a, m)))
-        return out
+            return (lambda a: F.linear(a, w1)), (lambda a: F.linear(a, w2))
+
+        return [(lambda j=j: grouped(j) if impl == "grouped" else linear(j)) for j in range(el)]
 
     def experts(self, tokens, probs, idx, p, v, prefix, impl):
         c = self.c
@@ -161,10 +163,11 @@ class McoreRunner:
         for ep in range(c.ep):
             partial = {}
             for t in range(c.tp):
-                for j, (fc1, fc2) in enumerate(self.expert_weights(t, p, ep, v, prefix, impl)):
+                for j, load in enumerate(self.expert_loaders(t, p, ep, v, prefix, impl)):
                     rows, slot = torch.where(idx == ep * c.local_experts + j)
                     if rows.numel() == 0:
                         continue
+                    fc1, fc2 = load()
                     gate, up = torch.chunk(fc1(tokens[rows]), 2, dim=-1)
                     y = fc2(F.silu(gate) * up)
                     partial[j] = (rows, slot, y if j not in partial else partial[j][2] + y)
@@ -198,6 +201,8 @@ class McoreRunner:
             for e, rows in enumerate(groups):
                 sel = flat_rows[:, rows].reshape(-1)
                 probs[sel], idx[sel] = self.route(tokens[sel], p, v, e, prefix)
+            counts = torch.bincount(idx.flatten().cpu(), minlength=c.experts)
+            self.unexercised.extend([layer, int(x)] for x in torch.nonzero(counts == 0).flatten())
             h = h + self.experts(tokens, probs, idx, p, v, prefix, impl).view(s, b, c.hidden)
             keep(f"layer {layer}", h.transpose(0, 1))
         last_p, last_v = c.pp - 1, c.vp - 1

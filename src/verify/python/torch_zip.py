@@ -80,6 +80,16 @@ class LazyTensor:
         flat = torch.frombuffer(data, dtype=s.dtype, count=span)
         return torch.as_strided(flat, self.shape, self.stride).clone() if span != numel or not self.contiguous() else flat.view(self.shape)
 
+    def block(self, j, blocks):
+        """Block j of `blocks` equal parts of a contiguous tensor's memory, as a flat tensor (read alone)."""
+        numel = 1
+        for d in self.shape:
+            numel *= d
+        if not self.contiguous() or numel % blocks:
+            raise VerifyError("verify.rank-file", f"{self.storage.archive.path}: a tensor of shape {list(self.shape)} cannot be read as {blocks} blocks")
+        per = numel // blocks
+        return LazyTensor(self.storage, self.offset + j * per, (per,), (1,)).load()
+
     def contiguous(self):
         expect = 1
         for d, st in reversed(list(zip(self.shape, self.stride))):
