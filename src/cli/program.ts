@@ -3,6 +3,7 @@ import { Command, Option } from "commander";
 import { addTargetOptions, targetFrom, type RawTargetFlags } from "./layout-options.js";
 import { byteSize, expertImpl, iteration, layerSpec, outputDtype, positiveInt } from "./parse-options.js";
 import type { McoreFlags } from "./run-mcore.js";
+import { oneOf, positiveNumber, runVerifyForward, type ForwardFlags } from "./run-verify-forward.js";
 import type { Dtype } from "../model/tensor.js";
 import { PACKAGE_VERSION } from "../package-root.js";
 
@@ -19,8 +20,8 @@ export function buildProgram(): Command {
   addTargetOptions(
     program
       .command("hf2mcore")
-      .description("convert a HuggingFace folder into a Megatron-Core legacy checkpoint for a TP/PP/EP layout")
-      .argument("<hf-dir>", "HuggingFace model folder (config.json + safetensors)")
+      .description("convert a HuggingFace folder or Hub repo into a Megatron-Core legacy checkpoint for a TP/PP/EP layout")
+      .argument("<hf-dir>", "HF folder or repo id org/name[@rev] (config.json + safetensors; a repo is downloaded into the HF cache)")
       .argument("<out-dir>", "output folder (must not exist, or be empty)"),
   )
     .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
@@ -38,7 +39,7 @@ export function buildProgram(): Command {
     program
       .command("plan")
       .description("print the rank files, tensor counts, bytes and Megatron flags for a layout; reads only headers")
-      .argument("<hf-dir>", "HuggingFace model folder"),
+      .argument("<hf-dir>", "HF folder or repo id org/name[@rev] (a repo's shards are not downloaded: headers are read by Range requests)"),
   )
     .option("--json", "print the plan as JSON")
     .action(async (hf: string, flags: RawTargetFlags & { json?: boolean }) => {
@@ -51,7 +52,7 @@ export function buildProgram(): Command {
     .description("convert a Megatron-Core legacy checkpoint back to HuggingFace safetensors + config.json")
     .argument("<mcore-dir>", "Megatron checkpoint folder (with latest_checkpointed_iteration.txt, or an iteration folder)")
     .argument("<out-dir>", "output folder (must not exist, or be empty)")
-    .option("--hf-config <path>", "the model's HF config.json or folder: true vocab size, config fields, tokenizer files to copy")
+    .option("--hf-config <path>", "the model's HF config.json, folder or repo id org/name[@rev]: true vocab size, config fields, tokenizer files to copy")
     .option("--vocab-size <n>", "true (unpadded) vocab size, when there is no --hf-config or manifest", positiveInt("--vocab-size"))
     .addOption(new Option("--iteration <n>", 'read this iteration instead of the tracker\'s: "release" or a number').argParser(iteration))
     .addOption(new Option("--max-shard-size <size>", "largest safetensors shard, e.g. 5GB, 500MB").argParser(byteSize).default(5_000_000_000, "5GB"))
@@ -77,7 +78,7 @@ export function buildProgram(): Command {
       .argument("<mcore-dir>", "source Megatron checkpoint folder")
       .argument("<out-dir>", "output folder (must not exist, or be empty)"),
   )
-    .option("--hf-config <path>", "the model's HF config.json or folder (for the true vocab size when the source has no manifest)")
+    .option("--hf-config <path>", "the model's HF config.json, folder or repo id org/name[@rev] (for the true vocab size when the source has no manifest)")
     .option("--vocab-size <n>", "true (unpadded) vocab size", positiveInt("--vocab-size"))
     .addOption(new Option("--source-iteration <n>", "read this iteration of the source").argParser(iteration))
     .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
@@ -94,12 +95,30 @@ export function buildProgram(): Command {
   program
     .command("verify")
     .description("check a Megatron checkpoint against its HuggingFace source: exit 0 all equal, 1 a difference, 2 an error")
-    .argument("<hf-dir>", "HuggingFace model folder")
+    .argument("<hf-dir>", "HF folder or repo id org/name[@rev] (downloaded into the HF cache)")
     .argument("<mcore-dir>", "Megatron checkpoint folder")
     .option("--report <file>", "write the JSON report to this file")
     .option("--json", "print the JSON report on stdout")
     .option("--jobs <n>", "rank files checked at once", positiveInt("--jobs"), DEFAULT_JOBS)
-    .action(async (hf: string, mcore: string, flags: { report?: string; json?: boolean; jobs: number }) => {
+    .option("--forward", "instead of comparing bytes, run both models (Python + torch) and compare zero-shot losses and every layer's hidden states")
+    .option("--python <path>", "--forward: Python with torch (default: MEGATRON_CONVERT_PYTHON, else /usr/bin/python3, else python3)")
+    .addOption(new Option("--device <device>", "--forward: cuda or cpu (default: cuda when torch sees a GPU)").argParser(oneOf("--device", ["cuda", "cpu"] as const)))
+    .option("--text <file>", "--forward: text tokenised with the HF folder's tokenizer (needs the tokenizers or transformers package)")
+    .option("--tokens <file>", "--forward: token ids as JSON: a list, or a list of lists (one row each)")
+    .option("--seq-len <n>", "--forward: tokens per row (default 64, at most max_position_embeddings)", positiveInt("--seq-len"))
+    .option("--batch <n>", "--forward: rows (default 2)", positiveInt("--batch"))
+    .addOption(new Option("--compute-dtype <dtype>", "--forward: fp32 (weights upcast per layer; default) or bf16").argParser(oneOf("--compute-dtype", ["fp32", "bf16"] as const)))
+    .option("--tol <x>", "--forward: relative loss tolerance (default 1e-5 in fp32, 1e-2 in bf16)", positiveNumber("--tol"))
+    .option("--hidden-tol <x>", "--forward: per-stage hidden-state tolerance (default 1e-4 in fp32, 0.1 in bf16; see README)", positiveNumber("--hidden-tol"))
+    .addOption(new Option("--engine <engine>", "--forward: builtin (per-rank computation from the rank files) or megatron (Megatron-Core GPTModel via torchrun)").argParser(oneOf("--engine", ["builtin", "megatron"] as const)))
+    .addOption(new Option("--hf-impl <impl>", "--forward: auto (transformers when importable and the model fits in memory), transformers, builtin").argParser(oneOf("--hf-impl", ["auto", "transformers", "builtin"] as const)))
+    .option("--timeout <seconds>", "--forward: stop the Python process after this long (default 14400)", positiveInt("--timeout"))
+    .option("--quiet", "--forward: no progress lines")
+    .action(async (hf: string, mcore: string, flags: ForwardFlags & { forward?: boolean; jobs: number }) => {
+      if (flags.forward === true) {
+        await runVerifyForward(hf, mcore, flags);
+        return;
+      }
       const { runVerify } = await import("./run-verify.js");
       await runVerify(hf, mcore, flags);
     });
