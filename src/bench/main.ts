@@ -1,5 +1,5 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { MeasuredRunError } from "./measure.js";
@@ -71,6 +71,10 @@ async function main(argv: readonly string[]): Promise<number> {
   };
   log(`work folder ${workDir}; ${python === undefined ? "no torch baseline (no python3 with torch)" : `torch ${python.torch} from ${python.python}`}`);
   const startedAt = new Date().toISOString();
+  const loadStart = loadavg()[0] ?? 0;
+  if (loadStart > cpus().length / 2) {
+    log(`warning: load average ${loadStart.toFixed(1)} on ${cpus().length} CPUs; other work will skew the numbers`);
+  }
   const dims = chooseDims(sizes);
   const results: SizeResult[] = [];
   for (const [i, size] of sizes.entries()) {
@@ -93,7 +97,14 @@ async function main(argv: readonly string[]): Promise<number> {
   const report: BenchResults = {
     schemaVersion: 1,
     startedAt,
-    machine: { cpus: cpu.length, cpuModel: cpu[0]?.model ?? "unknown", memoryBytes: totalmem(), node: process.version, platform: `${process.platform}-${process.arch}` },
+    machine: {
+      cpus: cpu.length,
+      cpuModel: cpu[0]?.model ?? "unknown",
+      memoryBytes: totalmem(),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      loadAverage: { start: loadStart, end: loadavg()[0] ?? 0 },
+    },
     options: { sizes, jobs: flags.jobs ?? null, workDir },
     method: METHOD,
     python: python ?? null,

@@ -17,7 +17,8 @@ def write_usage(path, **extra):
  * load every HF tensor into memory with torch, build each rank's OrderedDict with torch ops
  * (fused QKV per query group, [gate; up] per TP chunk, vocab padded with the last row, chunk
  * over TP, experts over EP), then torch.save each rank file. Layer spec te, SequentialMLP,
- * PP=1: the same layout as `hf2mcore --tp T --ep E`.
+ * PP=1: the same layout as `hf2mcore --tp T --ep E`. Each file is fsynced after torch.save (which
+ * does not), as our writer and the copy baseline do, so all of them pay for reaching the disk.
  *     torch_baseline.py RESULT_JSON HF_DIR OUT_DIR TP EP
  */
 export const TORCH_BASELINE_PY = `import argparse, collections, json, os, resource, struct, sys
@@ -90,6 +91,14 @@ def rank_model(W, c, tp, t, ep, e):
     return sd, Vp
 
 
+def fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def main(result, hf_dir, out, tp, ep):
     with open(os.path.join(hf_dir, "config.json")) as f:
         c = json.load(f)
@@ -104,7 +113,9 @@ def main(result, hf_dir, out, tp, ep):
             folder = "mp_rank_%02d" % t + ("_%03d" % e if ep > 1 else "")
             os.makedirs(os.path.join(out, "release", folder))
             state = {"args": args, "checkpoint_version": 3.0, "iteration": 0, "model": model}
-            torch.save(state, os.path.join(out, "release", folder, "model_optim_rng.pt"))
+            path = os.path.join(out, "release", folder, "model_optim_rng.pt")
+            torch.save(state, path)
+            fsync(path)
     with open(os.path.join(out, "latest_checkpointed_iteration.txt"), "w") as f:
         f.write("release")
     write_usage(result)

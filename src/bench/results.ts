@@ -4,7 +4,15 @@ import type { SyntheticDims } from "./synthetic.js";
 export interface BenchResults {
   readonly schemaVersion: 1;
   readonly startedAt: string;
-  readonly machine: { readonly cpus: number; readonly cpuModel: string; readonly memoryBytes: number; readonly node: string; readonly platform: string };
+  readonly machine: {
+    readonly cpus: number;
+    readonly cpuModel: string;
+    readonly memoryBytes: number;
+    readonly node: string;
+    readonly platform: string;
+    /** 1-minute load average before and after: other work on the machine skews every number. */
+    readonly loadAverage: { readonly start: number; readonly end: number };
+  };
   readonly options: { readonly sizes: readonly number[]; readonly jobs: number | null; readonly workDir: string };
   readonly method: { readonly peakRss: string; readonly wallTime: string; readonly cache: string; readonly ratio: string };
   readonly python: { readonly python: string; readonly torch: string } | null;
@@ -18,7 +26,7 @@ export interface SizeResult {
   readonly generateSeconds: number;
   /** 256 MiB + 2 x the largest tensor (issue 6). */
   readonly rssLimitBytes: number;
-  /** Each baseline's samples (one before, one after the commands it is compared with) and their mean. */
+  /** Each baseline's runs (copy: before, between and after the write commands) and their mean. */
   readonly baselines: { readonly copy: Baseline; readonly read: Baseline };
   readonly runs: readonly Run[];
   readonly torch: TorchComparison | null;
@@ -44,6 +52,8 @@ export interface Run {
   readonly systemSeconds: number;
   /** "copy" or "read" for our commands, null for baseline samples. */
   readonly baseline: "copy" | "read" | null;
+  /** Speed of the baseline runs right before and after this one (their mean seconds per byte). */
+  readonly baselineGbPerSecond: number | null;
   /** (seconds / bytes) / (baseline seconds / baseline bytes): 1.00 = baseline speed, lower is faster. */
   readonly ratio: number | null;
   readonly ratioTarget: number | null;
@@ -83,7 +93,7 @@ export interface TargetCheck {
 }
 
 export function runOf(name: string, argv: readonly string[], m: { seconds: number; peakRssBytes: number; userSeconds: number; systemSeconds: number }, bytes: number): Run {
-  return { name, argv, ...pick(m), bytes, gbPerSecond: bytes / m.seconds / 1e9, baseline: null, ratio: null, ratioTarget: null };
+  return { name, argv, ...pick(m), bytes, gbPerSecond: bytes / m.seconds / 1e9, baseline: null, baselineGbPerSecond: null, ratio: null, ratioTarget: null };
 }
 
 function pick(m: { seconds: number; peakRssBytes: number; userSeconds: number; systemSeconds: number }) {
@@ -98,5 +108,5 @@ export function baselineOf(samples: readonly Run[]): Baseline {
 
 export function compared(run: Run, kind: "copy" | "read", baseline: Baseline, target: number): Run {
   const ratio = run.seconds / run.bytes / (baseline.seconds / baseline.bytes);
-  return { ...run, baseline: kind, ratio, ratioTarget: target };
+  return { ...run, baseline: kind, baselineGbPerSecond: baseline.gbPerSecond, ratio, ratioTarget: target };
 }

@@ -44,14 +44,15 @@ function row(cells: readonly string[], widths: readonly number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
 }
 
-const WIDTHS = [34, 8, 6, 11, 8, 10];
-const HEAD = ["command", "seconds", "GB/s", "vs baseline", "target", "peak RSS"];
+const WIDTHS = [30, 7, 5, 13, 11, 7, 10];
+const HEAD = ["command", "seconds", "GB/s", "baseline GB/s", "vs baseline", "target", "peak RSS"];
 
 function runRow(run: Run, rssLimit: number | undefined): string {
   const ratio = run.ratio === null ? "-" : `${run.ratio.toFixed(2)}x`;
   const target = run.ratioTarget === null ? "-" : `<=${run.ratioTarget.toFixed(2)}`;
   const miss = (run.ratio !== null && run.ratioTarget !== null && run.ratio > run.ratioTarget) || (rssLimit !== undefined && run.peakRssBytes > rssLimit);
-  const cells = [run.name, run.seconds.toFixed(2), run.gbPerSecond.toFixed(2), ratio, target, fmtBytes(run.peakRssBytes)];
+  const base = run.baselineGbPerSecond === null ? "-" : `${run.baselineGbPerSecond.toFixed(2)} (${run.baseline ?? ""})`;
+  const cells = [run.name, run.seconds.toFixed(2), run.gbPerSecond.toFixed(2), base, ratio, target, fmtBytes(run.peakRssBytes)];
   return `${row(cells, WIDTHS)}${miss ? "  MISSED" : ""}`;
 }
 
@@ -74,7 +75,7 @@ export function formatTables(sizes: readonly SizeResult[], checks: readonly Targ
     }
     if (s.torch !== null) {
       lines.push(runRow(s.torch.run, undefined));
-      lines.push(`  hf2mcore tp4 ep4 vs torch: ${s.torch.speedup.toFixed(1)}x faster, ${s.torch.memoryRatio.toFixed(1)}x less peak memory`);
+      lines.push(`  hf2mcore tp4 ep4 vs the torch baseline: ${s.torch.speedup.toFixed(1)}x faster, ${s.torch.memoryRatio.toFixed(1)}x less peak memory`);
     }
     const load = s.torchLoadCheck;
     if (load !== null) {

@@ -17,7 +17,7 @@ async function main(argv: readonly string[]): Promise<void> {
       writeErr(`megatron-convert: could not remove the partial output: ${cleanup instanceof Error ? cleanup.message : String(cleanup)}; a rerun removes it`);
     }
     writeErr(`megatron-convert: ${error.message}`);
-    process.exit(error.exitCode);
+    process.exit(signal === "SIGINT" ? 130 : 143);
   };
   // `megatron-convert plan ... | head` closes our stdout early: that is not an error.
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
