@@ -6,6 +6,10 @@ const COALESCE_BYTES = 8 << 20;
 /** Writes at least this large go straight to the file. */
 const DIRECT_BYTES = 2 << 20;
 
+/** Coalescing buffers of closed sinks, kept warm for the next file (no fresh page faults). */
+const spare: Uint8Array[] = [];
+const MAX_SPARE = 8;
+
 /**
  * A file written front to back. `write` is done with the caller's bytes when it resolves (small
  * ones are copied into a reused buffer, large ones are written), so callers may reuse them.
@@ -42,7 +46,7 @@ export class FileSink {
       await this.writeFully(bytes);
       return;
     }
-    const buffer = (this.buffer ??= new Uint8Array(COALESCE_BYTES));
+    const buffer = (this.buffer ??= spare.pop() ?? new Uint8Array(COALESCE_BYTES));
     if (this.fill + bytes.byteLength > buffer.byteLength) {
       await this.flush();
     }
@@ -65,6 +69,7 @@ export class FileSink {
       await this.flush();
       await this.handle.sync();
     } finally {
+      this.recycle();
       await this.handle.close();
     }
   }
@@ -72,7 +77,15 @@ export class FileSink {
   /** Closes without syncing (used when the file is about to be removed). */
   async abandon(): Promise<void> {
     this.fill = 0;
+    this.recycle();
     await this.handle.close().catch(() => undefined);
+  }
+
+  private recycle(): void {
+    if (this.buffer !== undefined && spare.length < MAX_SPARE) {
+      spare.push(this.buffer);
+    }
+    this.buffer = undefined;
   }
 
   private async writeFully(bytes: Uint8Array): Promise<void> {
