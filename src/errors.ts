@@ -42,3 +42,21 @@ export class ExitWithCode extends Error {
     super(`exit ${exitCode}`);
   }
 }
+
+/** Formats a list of problems found at one place: one line for one, a bulleted list for more. */
+export function problemList(location: string, heading: string, problems: readonly string[]): string {
+  return problems.length === 1
+    ? `${location}: ${problems[0] ?? ""}`
+    : `${location}: ${heading}:\n${problems.map((p) => `  - ${p}`).join("\n")}`;
+}
+
+/** An error that reports every problem found at one place at once. */
+export abstract class ProblemListError extends ConvertError {
+  constructor(
+    readonly location: string,
+    readonly problems: readonly string[],
+    heading: string,
+  ) {
+    super(problemList(location, heading, problems));
+  }
+}

@@ -25,12 +25,9 @@ export function buildProgram(): Command {
       .argument("<out-dir>", "output folder (must not exist, or be empty)"),
   )
     .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
-    .option("--dry-run", "print the plan, write nothing")
-    .option("--force", "replace an existing output folder that holds only a checkpoint megatron-convert could have written")
-    .option("--check-finite", "fail, naming them, if any tensor holds NaN or Inf")
-    .option("--json", "print a JSON summary on stdout")
-    .option("--quiet", "no progress output")
-    .action(async (hf: string, out: string, flags: RawTargetFlags & { jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean }) => {
+    .option("--dry-run", "print the plan, write nothing");
+  addWriteOptions(program.commands.at(-1) as Command, "a checkpoint")
+    .action(async (hf: string, out: string, flags: RawTargetFlags & WriteFlags & { jobs: number; dryRun?: boolean }) => {
       const { runHf2Mcore } = await import("./run-convert.js");
       await runHf2Mcore(hf, out, targetFrom(flags), flags);
     });
@@ -61,12 +58,9 @@ export function buildProgram(): Command {
     .option("--pp <n>", "override the pipeline parallel size read from args", positiveInt("--pp"))
     .option("--ep <n>", "override the expert parallel size read from args", positiveInt("--ep"))
     .addOption(new Option("--spec <spec>", "override the detected layer spec (te, local)").argParser(layerSpec))
-    .addOption(new Option("--experts <impl>", "override the detected expert implementation").argParser(expertImpl))
-    .option("--force", "replace an existing output folder that holds only an HF model megatron-convert could have written")
-    .option("--check-finite", "fail, naming them, if any tensor holds NaN or Inf")
-    .option("--json", "print a JSON summary on stdout")
-    .option("--quiet", "no progress output")
-    .action(async (mcore: string, out: string, flags: McoreFlags & { maxShardSize: number; dtype: Dtype | "keep"; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean }) => {
+    .addOption(new Option("--experts <impl>", "override the detected expert implementation").argParser(expertImpl));
+  addWriteOptions(program.commands.at(-1) as Command, "an HF model")
+    .action(async (mcore: string, out: string, flags: McoreFlags & WriteFlags & { maxShardSize: number; dtype: Dtype | "keep" }) => {
       const { runMcore2Hf } = await import("./run-mcore.js");
       await runMcore2Hf(mcore, out, flags);
     });
@@ -82,12 +76,9 @@ export function buildProgram(): Command {
     .option("--vocab-size <n>", "true (unpadded) vocab size", positiveInt("--vocab-size"))
     .addOption(new Option("--source-iteration <n>", "read this iteration of the source").argParser(iteration))
     .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
-    .option("--dry-run", "print the plan, write nothing")
-    .option("--force", "replace an existing output folder that holds only a checkpoint megatron-convert could have written")
-    .option("--check-finite", "fail, naming them, if any tensor holds NaN or Inf")
-    .option("--json", "print a JSON summary on stdout")
-    .option("--quiet", "no progress output")
-    .action(async (mcore: string, out: string, flags: RawTargetFlags & McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean }) => {
+    .option("--dry-run", "print the plan, write nothing");
+  addWriteOptions(program.commands.at(-1) as Command, "a checkpoint")
+    .action(async (mcore: string, out: string, flags: RawTargetFlags & McoreFlags & WriteFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean }) => {
       const { runReshard } = await import("./run-mcore.js");
       await runReshard(mcore, out, targetFrom(flags), flags);
     });
@@ -134,4 +125,20 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+interface WriteFlags {
+  force?: boolean;
+  checkFinite?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** The flags every writing command shares. */
+function addWriteOptions(cmd: Command, what: string): Command {
+  return cmd
+    .option("--force", `replace an existing output folder that holds only ${what} megatron-convert could have written`)
+    .option("--check-finite", "fail, naming them, if any tensor holds NaN or Inf")
+    .option("--json", "print a JSON summary on stdout")
+    .option("--quiet", "no progress output");
 }

@@ -3,24 +3,15 @@ import { InvalidArgumentError } from "commander";
 import { formatBytes, table, writeErr, writeOut } from "./print.js";
 import { ExitWithCode, UsageError } from "../errors.js";
 import type { ForwardReport, ForwardStage } from "../verify/forward-report.js";
+import type { ForwardOptions } from "../verify/forward.js";
 
-export interface ForwardFlags {
+/** The verify --forward flags: the verifier's options as the command line spells them. */
+export type ForwardFlags = Omit<ForwardOptions, "hf" | "mcore" | "timeoutMs" | "onProgress" | "env"> & {
   readonly report?: string;
   readonly json?: boolean;
   readonly quiet?: boolean;
-  readonly python?: string;
-  readonly device?: "cuda" | "cpu";
-  readonly text?: string;
-  readonly tokens?: string;
-  readonly seqLen?: number;
-  readonly batch?: number;
-  readonly computeDtype?: "fp32" | "bf16";
-  readonly tol?: number;
-  readonly hiddenTol?: number;
-  readonly engine?: "builtin" | "megatron";
-  readonly hfImpl?: "auto" | "transformers" | "builtin";
   readonly timeout?: number;
-}
+};
 
 /** commander parser for a flag with a closed set of values. */
 export function oneOf<T extends string>(flag: string, values: readonly T[]): (value: string) => T {

@@ -1,10 +1,9 @@
-import type { TargetOptions } from "./build-plan.js";
+import { argsFor, type TargetOptions } from "./build-plan.js";
 import { loadMegatronProfiles } from "./tables.js";
 import { openMcoreModel, type McoreInputOptions } from "./mcore-input.js";
 import { FLAGS_FILE, flagsFileOf, MANIFEST_FILE } from "./manifest.js";
 import type { ProgressListener } from "../engine/progress.js";
 import { writeMegatronCheckpoint } from "../engine/write-megatron.js";
-import { megatronArgs } from "../megatron/args.js";
 import { trainingFlags } from "../megatron/training-flags.js";
 import { composeThrough, invertPlan } from "../mapping/invert.js";
 import { planConversion, type ConversionPlan } from "../mapping/plan.js";
@@ -36,18 +35,7 @@ export async function reshard(options: ReshardOptions): Promise<{ plan: Conversi
     const target = planConversion(bindings, model.dims, { layout, spec: options.spec, experts: options.experts, dtype: options.dtype }, await loadMegatronProfiles());
     const recipes = invertPlan(model.plan, model.hfTensors);
     const plan = withSourcesInA(target, recipes);
-    const profiles = await loadMegatronProfiles();
-    const args = megatronArgs({
-      dims: model.dims,
-      layout,
-      paddedVocab: plan.paddedVocab,
-      spec: options.spec,
-      groupedGemm: profiles.experts[options.experts].grouped,
-      legacyGroupedGemm: options.experts === "grouped",
-      dtype: options.dtype ?? model.detected.dtype ?? model.dims.dtype,
-      iteration: options.iteration === "release" ? 0 : options.iteration,
-      tableArgs: model.table.megatronArgs,
-    });
+    const args = argsFor(plan, { ...options, dtype: options.dtype ?? model.detected.dtype }, model.table, await loadMegatronProfiles());
     const flags = trainingFlags(args);
     if (options.dryRun !== true) {
       const manifest = {

@@ -1,15 +1,8 @@
-import { ConvertError } from "../errors.js";
+import { ProblemListError } from "../errors.js";
 
-export class ModelConfigError extends ConvertError {
+export class ModelConfigError extends ProblemListError {
   readonly code = "hf.bad-config";
-  constructor(
-    readonly file: string,
-    readonly problems: readonly string[],
-  ) {
-    super(
-      problems.length === 1
-        ? `${file}: ${problems[0] ?? ""}`
-        : `${file}: invalid model config:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
-    );
+  constructor(file: string, problems: readonly string[]) {
+    super(file, problems, "invalid model config");
   }
 }

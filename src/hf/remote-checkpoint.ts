@@ -1,8 +1,8 @@
 import type { HubSnapshot } from "./download.js";
 import { HubByteSource } from "./hub-source.js";
 import type { ByteSource } from "../formats/io/byte-source.js";
-import { DuplicateTensorError, IndexIncompleteError, TensorNotFoundError, type TensorPlacement } from "../formats/safetensors/errors.js";
-import type { SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
+import { DuplicateTensorError } from "../formats/safetensors/errors.js";
+import { checkAgainstIndex, type SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
 import type { SafetensorsIndex } from "../formats/safetensors/index-json.js";
 import { openSafetensors, type SafetensorsFile } from "../formats/safetensors/reader.js";
 import type { StoredTensor } from "../model/tensor.js";
@@ -53,25 +53,3 @@ export async function openRemoteCheckpoint(
   };
 }
 
-function checkAgainstIndex(indexFile: string, index: SafetensorsIndex, byShard: ReadonlyMap<string, SafetensorsFile>): void {
-  const missing: TensorPlacement[] = [];
-  for (const [tensor, shard] of index.weightMap) {
-    if (byShard.get(shard)?.tensor(tensor) === undefined) {
-      missing.push({ tensor, shard });
-    }
-  }
-  if (missing.length > 0) {
-    throw new TensorNotFoundError(indexFile, missing);
-  }
-  const unlisted: TensorPlacement[] = [];
-  for (const [shard, file] of byShard) {
-    for (const t of file.tensors) {
-      if (index.weightMap.get(t.name) !== shard) {
-        unlisted.push({ tensor: t.name, shard });
-      }
-    }
-  }
-  if (unlisted.length > 0) {
-    throw new IndexIncompleteError(indexFile, unlisted);
-  }
-}

@@ -1,13 +1,10 @@
-import { ConvertError } from "../errors.js";
+import { ConvertError, ProblemListError } from "../errors.js";
 
 /** A mapping table (mappings/*.json) or profile that is not well formed. */
-export class MappingTableError extends ConvertError {
+export class MappingTableError extends ProblemListError {
   readonly code = "mapping.bad-table";
-  constructor(
-    readonly file: string,
-    readonly problems: readonly string[],
-  ) {
-    super(`${file}: invalid mapping table:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  constructor(file: string, problems: readonly string[]) {
+    super(file, problems, "invalid mapping table");
   }
 }
 

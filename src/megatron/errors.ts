@@ -1,15 +1,8 @@
-import { ConvertError } from "../errors.js";
+import { ProblemListError } from "../errors.js";
 
-export class MegatronCheckpointError extends ConvertError {
+export class MegatronCheckpointError extends ProblemListError {
   readonly code = "megatron.bad-checkpoint";
-  constructor(
-    readonly location: string,
-    readonly problems: readonly string[],
-  ) {
-    super(
-      problems.length === 1
-        ? `${location}: ${problems[0] ?? ""}`
-        : `${location}: not a usable Megatron checkpoint:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
-    );
+  constructor(location: string, problems: readonly string[]) {
+    super(location, problems, "not a usable Megatron checkpoint");
   }
 }

@@ -75,7 +75,7 @@ async function openIndexed(dir: string, indexFile: string, openSource: OpenSourc
     openSource,
   );
   try {
-    checkAgainstIndex(indexFile, index, shards, files);
+    checkAgainstIndex(indexFile, index, new Map(shards.map((shard, i) => [shard, files[i] as SafetensorsFile] as const)));
   } catch (error) {
     await closeAll(files).catch(() => undefined);
     throw error;
@@ -84,8 +84,7 @@ async function openIndexed(dir: string, indexFile: string, openSource: OpenSourc
 }
 
 /** Every weight_map entry is in its shard; every shard tensor is mapped to that shard. */
-function checkAgainstIndex(indexFile: string, index: SafetensorsIndex, shards: readonly string[], files: readonly SafetensorsFile[]): void {
-  const byShard = new Map(shards.map((shard, i) => [shard, files[i]] as const));
+export function checkAgainstIndex(indexFile: string, index: SafetensorsIndex, byShard: ReadonlyMap<string, SafetensorsFile>): void {
   const missing: TensorPlacement[] = [];
   for (const [tensor, shard] of index.weightMap) {
     if (byShard.get(shard)?.tensor(tensor) === undefined) {
@@ -97,7 +96,7 @@ function checkAgainstIndex(indexFile: string, index: SafetensorsIndex, shards: r
   }
   const unlisted: TensorPlacement[] = [];
   for (const [shard, file] of byShard) {
-    for (const t of file?.tensors ?? []) {
+    for (const t of file.tensors) {
       if (index.weightMap.get(t.name) !== shard) {
         unlisted.push({ tensor: t.name, shard });
       }
