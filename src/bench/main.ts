@@ -33,7 +33,7 @@ const METHOD = {
     "getrusage(RUSAGE_SELF).ru_maxrss of the process that does the work, read at its exit: Node commands run in a child process through dist/bench/probe.js (which imports the CLI in-process), the Python ones call resource.getrusage themselves",
   wallTime: "from spawning the child process to its exit, Node or Python start-up included",
   cache:
-    "warm: the source was just written and read once (warm-up) and stays in the page cache; outputs are fsynced by the tools and by the copy baseline alike",
+    "warm: the source was just written and copied once (unmeasured warm-up) and stays in the page cache; outputs are fsynced by the tools, the copy baseline and the torch baseline alike",
   ratio: "(seconds / bytes) of the command divided by (seconds / bytes) of its baseline, the mean of one run before and one after; bytes written for copy-like work, bytes read for verify and the read baseline",
 };
 

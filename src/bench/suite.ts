@@ -59,7 +59,9 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     return run;
   };
 
-  await io("warm-up read", ["read", hf], [hf]);
+  // Warm-up: reads the source into the page cache and lets the disk settle after generation.
+  await io("warm-up copy", ["copy", p("copy"), hf], [hf]);
+  await rm(p("copy"), { recursive: true, force: true });
   const copies: Run[] = [];
   const copy = async (): Promise<void> => {
     copies.push(await io(`copy ${copies.length + 1}`, ["copy", p("copy"), hf], [hf]));

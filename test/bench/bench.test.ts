@@ -1,0 +1,128 @@
+import { spawnSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { BenchResults, Run } from "../../src/bench/results.js";
+import { chooseDims, largestTensorBytes, modelBytes, tensorSpecs } from "../../src/bench/synthetic.js";
+import { pythonWithTorch } from "../support/python.js";
+import { REPO } from "../support/tiny-model.js";
+import { makeTempDir } from "../support/tmpdir.js";
+
+const MiB = 2 ** 20;
+
+function defined<T>(value: T | null | undefined, what: string): T {
+  if (value === undefined || value === null) {
+    throw new Error(`${what} is missing`);
+  }
+  return value;
+}
+const GiB = 2 ** 30;
+
+describe("synthetic Mixtral sizes", () => {
+  it("reaches each requested size with shared hidden size and vocab, even layer counts, real proportions", () => {
+    const dims = chooseDims([GiB, 4 * GiB]);
+    const small = defined(dims[0], "1 GiB dims");
+    const large = defined(dims[1], "4 GiB dims");
+    expect(small.hidden).toBe(1024);
+    expect(large.hidden).toBe(small.hidden);
+    expect(large.vocab).toBe(32_000);
+    for (const [i, d] of dims.entries()) {
+      expect(modelBytes(d)).toBeGreaterThanOrEqual([GiB, 4 * GiB][i] ?? 0);
+      expect(d.layers % 2).toBe(0);
+      expect(d.ffn).toBe(3.5 * d.hidden);
+      expect([d.heads, d.kvGroups, d.experts]).toEqual([32, 8, 8]);
+      const specBytes = tensorSpecs(d).reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 2), 0);
+      expect(specBytes).toBe(modelBytes(d));
+    }
+    // The TP=1 rank file of the 4 GiB model is over 4 GiB: torch needs zip64 to load it.
+    expect(modelBytes(large)).toBeGreaterThan(2 ** 32);
+    expect(largestTensorBytes(small)).toBe(largestTensorBytes(large));
+  });
+
+  it("scales the vocabulary down for tiny models and keeps it a multiple of 1000", () => {
+    const d = defined(chooseDims([4 * MiB])[0], "4 MiB dims");
+    expect(d.hidden).toBe(64);
+    expect(d.vocab).toBe(2000);
+    expect(modelBytes(d)).toBeLessThan(8 * MiB);
+  });
+});
+
+function expectRun(run: Run, name?: string): void {
+  if (name !== undefined) {
+    expect(run.name).toBe(name);
+  }
+  for (const value of [run.seconds, run.bytes, run.gbPerSecond, run.peakRssBytes]) {
+    expect(Number.isFinite(value) && value > 0, `${run.name}: ${value}`).toBe(true);
+  }
+  expect(run.userSeconds + run.systemSeconds).toBeGreaterThan(0);
+  expect(run.argv.length).toBeGreaterThan(1);
+}
+
+function expectAllNumbersFinite(value: unknown, path: string): void {
+  if (typeof value === "number") {
+    expect(Number.isFinite(value) && value >= 0, `${path} = ${value}`).toBe(true);
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => expectAllNumbersFinite(v, `${path}[${i}]`));
+  } else if (typeof value === "object" && value !== null) {
+    for (const [k, v] of Object.entries(value)) {
+      expectAllNumbersFinite(v, `${path}.${k}`);
+    }
+  }
+}
+
+describe("npm run bench (tiny, not timed)", () => {
+  it("runs every measurement at two sizes and writes a JSON file with every field", async () => {
+    const dir = await makeTempDir("mc-bench-");
+    const out = join(dir, "bench.json");
+    const args = ["--size", "8MiB", "--sizes", "4MiB,8MiB", "--dir", join(dir, "work"), "--out", out, "--python", pythonWithTorch(), "--torch-load-check", "--verify-torch-output"];
+    const result = spawnSync(process.execPath, [join(REPO, "dist", "bench", "main.js"), ...args], { encoding: "utf8", maxBuffer: 16 << 20 });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toContain("hf2mcore tp4 ep4");
+    expect(result.stdout).toContain(`results: ${out}`);
+
+    const json = JSON.parse(await readFile(out, "utf8")) as BenchResults;
+    expectAllNumbersFinite(json, "bench");
+    expect(json.schemaVersion).toBe(1);
+    expect(json.machine.cpus).toBeGreaterThan(0);
+    expect(Object.keys(json.method).sort()).toEqual(["cache", "peakRss", "ratio", "wallTime"]);
+    expect(json.python?.torch).toBeTruthy();
+    expect(json.sizes.map((s) => s.requestedBytes)).toEqual([4 * MiB, 8 * MiB]);
+    for (const s of json.sizes) {
+      expect(s.model.bytes).toBeGreaterThanOrEqual(s.requestedBytes);
+      expect(s.model.shards).toBeGreaterThan(1);
+      expect(s.rssLimitBytes).toBe(256 * MiB + 2 * s.model.largestTensorBytes);
+      expect(s.generateSeconds).toBeGreaterThan(0);
+      expect(s.baselines.copy.samples).toHaveLength(5);
+      expect(s.baselines.read.samples).toHaveLength(2);
+      for (const b of [s.baselines.copy, s.baselines.read]) {
+        b.samples.forEach((r) => expectRun(r));
+        expect(b.seconds * b.bytes * b.gbPerSecond).toBeGreaterThan(0);
+      }
+      const names = ["hf2mcore tp4 ep4", "hf2mcore tp1", "reshard tp4ep4 -> tp2 pp2 ep2", "mcore2hf tp4ep4", "verify tp4ep4"];
+      expect(s.runs.map((r) => r.name)).toEqual(names);
+      for (const run of s.runs) {
+        expectRun(run);
+        expect(run.baseline).toBe(run.name.startsWith("verify") ? "read" : "copy");
+        expect(run.ratio).toBeGreaterThan(0);
+        expect(run.baselineGbPerSecond).toBeGreaterThan(0);
+        expect(run.ratioTarget).toBeGreaterThan(1);
+      }
+      const torch = defined(s.torch, "torch baseline");
+      expectRun(torch.run, "torch baseline tp4 ep4");
+      expect(torch.speedup).toBeGreaterThan(0);
+      expect(torch.memoryRatio).toBeGreaterThan(0);
+      expect(torch.outputVerified).toBe(true);
+      const load = defined(s.torchLoadCheck, "torch load check");
+      expect(load.matchesPlan).toBe(true);
+      expect(load.zip64).toBe(false);
+      expect(load.tensors).toBeGreaterThan(0);
+      expect(load.peakRssBytes).toBeGreaterThan(0);
+    }
+    // Per size: 5 ratios, 5 RSS limits, 2 torch ratios; then 5 RSS growths from the small to the large size.
+    expect(json.targets).toHaveLength(2 * 12 + 5);
+    for (const t of json.targets) {
+      expect(typeof t.met).toBe("boolean");
+      expect(["<=", ">="]).toContain(t.compare);
+    }
+  });
+});
