@@ -35,11 +35,41 @@ export async function readMatrixRect(
   for (let r = 0; r < rect.rows; r += band) {
     const rows = Math.min(band, rect.rows - r);
     const span = (rows - 1) * rowBytes + colOffset + outRow;
-    const bytes = await source.read(start + r * rowBytes, span);
-    for (let i = 0; i < rows; i++) {
-      const from = i * rowBytes + colOffset;
-      out.set(bytes.subarray(from, from + outRow), (r + i) * outRow);
+    const scratch = takeScratch(span, source);
+    try {
+      const bytes = await readSpan(source, start + r * rowBytes, span, scratch);
+      for (let i = 0; i < rows; i++) {
+        const from = i * rowBytes + colOffset;
+        out.set(bytes.subarray(from, from + outRow), (r + i) * outRow);
+      }
+    } finally {
+      if (scratch !== undefined) {
+        scratchPool.push(scratch);
+      }
     }
   }
   return out;
+}
+
+/**
+ * Spans read only to copy columns out of them go through a few reused buffers (a fresh one per
+ * band cost more in page faults and GC than the read itself). A buffer is taken for one band
+ * and given back, so concurrent reads never share one.
+ */
+const scratchPool: Uint8Array[] = [];
+
+function takeScratch(span: number, source: ByteSource): Uint8Array | undefined {
+  if (span > GATHER_SPAN_BYTES || source.readInto === undefined) {
+    return undefined;
+  }
+  return scratchPool.pop() ?? new Uint8Array(GATHER_SPAN_BYTES);
+}
+
+async function readSpan(source: ByteSource, offset: number, span: number, scratch: Uint8Array | undefined): Promise<Uint8Array> {
+  if (scratch === undefined || source.readInto === undefined) {
+    return source.read(offset, span);
+  }
+  const target = scratch.subarray(0, span);
+  await source.readInto(target, offset);
+  return target;
 }
