@@ -10,14 +10,14 @@ async function main(argv: readonly string[]): Promise<void> {
   const program = buildProgram();
   const stop = (signal: "SIGINT" | "SIGTERM") => () => {
     const error = new InterruptedError(signal);
-    try {
-      removeActiveStaging();
-      releaseHeldLocks();
-    } catch (cleanup) {
-      writeErr(`megatron-convert: could not remove the partial output: ${cleanup instanceof Error ? cleanup.message : String(cleanup)}; a rerun removes it`);
-    }
-    writeErr(`megatron-convert: ${error.message}`);
-    process.exit(signal === "SIGINT" ? 130 : 143);
+    cleanUp();
+    // Writes already handed to the thread pool may land after the first removal: remove again
+    // once they have, then exit.
+    setTimeout(() => {
+      cleanUp();
+      writeErr(`megatron-convert: ${error.message}`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }, 100);
   };
   // `megatron-convert plan ... | head` closes our stdout early: that is not an error.
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -32,6 +32,20 @@ async function main(argv: readonly string[]): Promise<void> {
     await program.parseAsync([...argv]);
   } catch (error) {
     process.exitCode = report(error);
+  }
+}
+
+/** Removes the partial output and our lock; never throws (a rerun removes what is left). */
+function cleanUp(): void {
+  try {
+    releaseHeldLocks();
+  } catch {
+    // the rerun takes over a lock whose process is gone
+  }
+  try {
+    removeActiveStaging();
+  } catch (error) {
+    writeErr(`megatron-convert: could not remove the partial output yet: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 

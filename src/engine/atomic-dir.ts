@@ -19,13 +19,18 @@ export class OutputExistsError extends ConvertError {
 }
 
 const active = new Set<string>();
+/** Set once a signal asked us to stop: no staging folder is moved into place after that. */
+let stopping = false;
 
-/** Removes every staging folder still being written (called on SIGINT/SIGTERM before exiting). */
+/**
+ * Removes every staging folder still being written (on SIGINT/SIGTERM, before exiting). The set
+ * is kept, so a second call catches files that writes already in flight created after the first.
+ */
 export function removeActiveStaging(): void {
+  stopping = true;
   for (const dir of active) {
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
   }
-  active.clear();
 }
 
 /** The staging folder beside `out`; its name tells a rerun that it is ours and stale. */
@@ -56,6 +61,9 @@ export async function writeAtomically(
     try {
       await write(staging);
       await syncTree(staging);
+      if (stopping) {
+        throw new Error("stopping on a signal");
+      }
       await replaceOutput(out, staging, options);
       await syncDir(dirname(out));
     } catch (error) {
