@@ -1,4 +1,5 @@
 import { castBytes, canCast, UnsupportedCastError } from "./cast.js";
+import { bandedBytes } from "./banded.js";
 import { prefetch } from "./prefetch.js";
 import type { SourceSpace } from "./source-space.js";
 import { transposeMatrix } from "./transpose.js";
@@ -51,8 +52,9 @@ export interface TensorRecipe {
 
 /**
  * The bytes of a tensor, row-major, in order. When every segment is full-width, untransposed
- * and the segments tile the rows in order, the tensor streams in bands; otherwise it is
- * assembled in one buffer (at most the tensor's size) and yielded once.
+ * and the segments tile the rows in order, the tensor streams segment by segment in bands;
+ * untransposed side-by-side pieces are filled band by band; only a tensor with transposed
+ * pieces (legacy GroupedMLP) is assembled in one buffer (at most the tensor's size).
  */
 export function tensorBytes(recipe: TensorRecipe, space: SourceSpace, options: StreamOptions = {}): AsyncGenerator<Uint8Array> {
   return prefetch(rawTensorBytes(recipe, space, options.pool), POOL_SIZE - 1);
@@ -67,6 +69,13 @@ async function* rawTensorBytes(recipe: TensorRecipe, space: SourceSpace, pool: B
   if (streamable(recipe)) {
     for (const seg of [...recipe.segments].sort((a, b) => a.dst.row - b.dst.row)) {
       yield* streamSegment(seg, recipe.view, dtypeBytes(sourceDtype), space, cast, pool);
+    }
+    return;
+  }
+  if (recipe.segments.every((s) => !s.transposed)) {
+    const take = (bytes: number) => pool?.take(bytes);
+    for await (const band of bandedBytes(recipe.segments, recipe.view, dtypeBytes(sourceDtype), space, STREAM_BAND_BYTES, take)) {
+      yield cast(band);
     }
     return;
   }
