@@ -1,11 +1,8 @@
 import type { HubSnapshot } from "./download.js";
 import { HubByteSource } from "./hub-source.js";
-import type { ByteSource } from "../formats/io/byte-source.js";
-import { DuplicateTensorError } from "../formats/safetensors/errors.js";
-import { checkAgainstIndex, type SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
+import { assemble, checkAgainstIndex, type SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
 import type { SafetensorsIndex } from "../formats/safetensors/index-json.js";
 import { openSafetensors, type SafetensorsFile } from "../formats/safetensors/reader.js";
-import type { StoredTensor } from "../model/tensor.js";
 
 /**
  * The safetensors shards of a Hub snapshot opened without downloading them: each header is
@@ -26,30 +23,6 @@ export async function openRemoteCheckpoint(
   if (index !== undefined) {
     checkAgainstIndex(index.file, index.index, byShard);
   }
-  const tensors = new Map<string, StoredTensor>();
-  const sources = new Map<string, ByteSource>();
-  for (const file of files) {
-    sources.set(file.source.name, file.source);
-    for (const t of file.tensors) {
-      const other = tensors.get(t.name);
-      if (other !== undefined) {
-        throw new DuplicateTensorError(t.file, t.name, other.file);
-      }
-      tensors.set(t.name, t);
-    }
-  }
-  return {
-    location: snapshot.label,
-    files,
-    tensors,
-    sourceOf(tensor: StoredTensor): ByteSource {
-      const source = sources.get(tensor.file);
-      if (source === undefined) {
-        throw new Error(`internal: tensor ${JSON.stringify(tensor.name)} is in ${tensor.file}, which is not part of ${snapshot.label}`);
-      }
-      return source;
-    },
-    close: async () => undefined,
-  };
+  return assemble(snapshot.label, files);
 }
 

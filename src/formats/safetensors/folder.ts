@@ -107,8 +107,8 @@ export function checkAgainstIndex(indexFile: string, index: SafetensorsIndex, by
   }
 }
 
-/** Builds the checkpoint; closes the files if two of them hold the same tensor name. */
-async function assemble(location: string, files: readonly SafetensorsFile[]): Promise<SafetensorsCheckpoint> {
+/** Builds the checkpoint from opened files; closes them if two hold the same tensor name. */
+export async function assemble(location: string, files: readonly SafetensorsFile[]): Promise<SafetensorsCheckpoint> {
   const tensors = new Map<string, StoredTensor>();
   const sources = new Map<string, ByteSource>();
   for (const file of files) {
