@@ -12,7 +12,7 @@ export const DEFAULT_JOBS = Math.max(1, Math.min(8, availableParallelism()));
 /** The commander program; each action lazily imports its command module. */
 export function buildProgram(): Command {
   const program = new Command("megatron-convert")
-    .description("Convert HuggingFace MoE checkpoints (Mixtral) to and from Megatron-Core's sharded layout, streaming, without GPUs")
+    .description("Convert HuggingFace checkpoints (Mixtral, Qwen2-MoE, Qwen3-MoE, Llama, Mistral) to and from Megatron-Core's sharded layout, streaming, without GPUs")
     .version(PACKAGE_VERSION)
     .showHelpAfterError()
     .exitOverride();

@@ -1,3 +1,4 @@
+import type { ModelDims } from "../model/model-dims.js";
 import { formatBytes, table, writeErr, writeOut } from "./print.js";
 import { downloadReporter, progressReporter } from "./progress-bars.js";
 import type { BuiltPlan, TargetOptions } from "../commands/build-plan.js";
@@ -73,6 +74,14 @@ function planJson(built: BuiltPlan, target: TargetOptions, extra: Record<string,
   };
 }
 
+function mlpSummary(d: ModelDims): string {
+  if (d.experts === 0) {
+    return `dense MLP ${d.ffn}`;
+  }
+  const shared = d.sharedFfn > 0 ? ` + shared expert ${d.sharedFfn}` : "";
+  return `${d.experts} experts of ${d.ffn} (top-${d.topk}${d.normTopk ? "" : ", not renormalised"})${shared}`;
+}
+
 function planText(built: BuiltPlan, target: TargetOptions): string {
   const { plan } = built;
   const files = rankFileSummaries(built, target.iteration);
@@ -82,7 +91,7 @@ function planText(built: BuiltPlan, target: TargetOptions): string {
       `${l.ppFirstLayers !== undefined || l.ppLastLayers !== undefined ? ` (uneven PP: first ${l.ppFirstLayers ?? "-"}, last ${l.ppLastLayers ?? "-"})` : ""}` +
       `, spec ${plan.spec}, experts ${plan.experts}, dtype ${plan.dtype ?? "keep"}`,
     `model: ${plan.dims.layers} layers, hidden ${plan.dims.hidden}, ${plan.dims.heads} heads / ${plan.dims.kvGroups} query groups, ` +
-      `${plan.dims.experts} experts (top-${plan.dims.topk}), vocab ${plan.dims.vocab} padded to ${plan.paddedVocab}`,
+      `${mlpSummary(plan.dims)}, vocab ${plan.dims.vocab} padded to ${plan.paddedVocab}${plan.dims.tieEmbeddings ? " (tied embeddings)" : ""}`,
     "",
     table([
       ["rank file", "tensors", "_extra_state", "bytes"],

@@ -96,7 +96,7 @@ async function openLocal(dir: string): Promise<HfModel> {
   const configFile = join(dir, CONFIG_FILE);
   const config = await readConfig(configFile);
   const table = selectTable(await loadTables(), config, configFile);
-  const dims = parseModelConfig(config, configFile, table.config);
+  const dims = parseModelConfig(config, configFile, table);
   return modelOf({ dir, configFile, config, table, dims }, await openSafetensorsFolder(dir));
 }
 
@@ -113,7 +113,7 @@ async function openHub(ref: RepoRef, options: HfInputOptions): Promise<HfModel> 
   const configFile = join(snapshot.dir, CONFIG_FILE);
   const config = await readConfig(configFile);
   const table = selectTable(await loadTables(), config, `${snapshot.label}:${CONFIG_FILE}`);
-  const dims = parseModelConfig(config, configFile, table.config);
+  const dims = parseModelConfig(config, configFile, table);
   const index = indexed ? await readIndex(snapshot) : undefined;
   const shards = index === undefined ? [SINGLE_FILE_NAME] : [...new Set(index.index.weightMap.values())].sort();
   const hub = { repo: ref.id, revision: ref.revision, commit: snapshot.commit, snapshotDir: snapshot.dir };

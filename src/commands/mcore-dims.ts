@@ -42,6 +42,8 @@ export function buildMcoreDims(
     ffn: num("moe_ffn_hidden_size") ?? need("ffn_hidden_size"),
     experts: num("num_experts") ?? 0,
     topk: num("moe_router_topk") ?? 0,
+    sharedFfn: num("moe_shared_expert_intermediate_size") ?? 0,
+    normTopk: args?.get("moe_router_pre_softmax") !== true,
     normEps: num("norm_epsilon") ?? 1e-5,
     ropeTheta: num("rotary_base") ?? 10000,
     maxPositions: num("max_position_embeddings") ?? 4096,
@@ -51,9 +53,10 @@ export function buildMcoreDims(
   const manifestModel = manifest?.["model"] as Record<string, unknown> | undefined;
   let vocab = vocabSize ?? (typeof manifestModel?.["vocab"] === "number" ? manifestModel["vocab"] : undefined);
   if (hfConfig !== undefined) {
-    const hf = parseModelConfig(hfConfig, "--hf-config", table.config);
-    for (const key of ["layers", "hidden", "heads", "kvGroups", "headDim", "ffn", "experts"] as const) {
-      if (hf[key] !== fromArgs[key]) {
+    const hf = parseModelConfig(hfConfig, "--hf-config", table);
+    const compared = ["layers", "hidden", "heads", "kvGroups", "headDim", "ffn", "experts", "sharedFfn", "tieEmbeddings", "normTopk"] as const;
+    for (const key of compared) {
+      if (hf[key] !== fromArgs[key] && (key !== "normTopk" || fromArgs.experts > 0)) {
         problems.push(`the HF config says ${key}=${hf[key]} but the checkpoint's args say ${fromArgs[key]}`);
       }
     }

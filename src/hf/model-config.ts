@@ -1,4 +1,5 @@
 import { ModelConfigError } from "./errors.js";
+import type { ConfigRequirement } from "../mapping/table.js";
 import type { ModelDims } from "../model/model-dims.js";
 import type { Dtype } from "../model/tensor.js";
 
@@ -15,24 +16,31 @@ const REQUIRED: readonly (keyof ModelDims)[] = ["layers", "hidden", "heads", "ff
 
 type Json = Record<string, unknown>;
 
+/** How a model table reads config.json: keys per dim, defaults when absent, values it requires. */
+export interface ConfigSpec {
+  readonly config: Readonly<Record<string, readonly string[]>>;
+  readonly configDefaults?: Readonly<Record<string, number | boolean>>;
+  readonly configRequires?: readonly ConfigRequirement[];
+}
+
 /**
  * config.json -> ModelDims, reading each dim from the first key the table lists that is present
- * (dotted keys reach into objects, e.g. rope_parameters.rope_theta of transformers 5.x).
+ * (dotted keys reach into objects, e.g. rope_parameters.rope_theta of transformers 5.x), else
+ * the table's default; values the table requires are checked.
  */
-export function parseModelConfig(
-  json: unknown,
-  file: string,
-  keys: Readonly<Record<string, readonly string[]>>,
-): ModelDims {
+export function parseModelConfig(json: unknown, file: string, spec: ConfigSpec): ModelDims {
+  const keys = spec.config;
+  const defaults = spec.configDefaults ?? {};
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new ModelConfigError(file, ["must be a JSON object"]);
   }
   const config = json as Json;
-  const problems: string[] = [];
+  const problems: string[] = checkRequirements(config, spec.configRequires ?? []);
   const num = (dim: keyof ModelDims): number | undefined => {
     const found = lookup(config, keys[dim] ?? []);
     if (found === undefined || found.value === null) {
-      return undefined;
+      const fallback = defaults[dim];
+      return typeof fallback === "number" ? fallback : undefined;
     }
     if (typeof found.value !== "number" || !Number.isFinite(found.value)) {
       problems.push(`"${found.key}" must be a number; found ${JSON.stringify(found.value)}`);
@@ -56,11 +64,13 @@ export function parseModelConfig(
     ffn: num("ffn") ?? 0,
     experts: num("experts") ?? 0,
     topk: num("topk") ?? 0,
+    sharedFfn: num("sharedFfn") ?? 0,
+    normTopk: flag(config, keys["normTopk"], defaults["normTopk"] ?? true, problems),
     vocab: num("vocab") ?? 0,
     normEps: num("normEps") ?? 1e-5,
     ropeTheta: num("ropeTheta") ?? 10000,
     maxPositions: num("maxPositions") ?? 4096,
-    tieEmbeddings: lookup(config, keys["tieEmbeddings"] ?? [])?.value === true,
+    tieEmbeddings: flag(config, keys["tieEmbeddings"], defaults["tieEmbeddings"] ?? false, problems),
     dtype: configDtype(config, problems),
   };
   checkIntegers(dims, problems);
@@ -71,7 +81,7 @@ export function parseModelConfig(
 }
 
 function checkIntegers(dims: ModelDims, problems: string[]): void {
-  for (const key of ["layers", "hidden", "heads", "kvGroups", "headDim", "ffn", "experts", "topk", "vocab"] as const) {
+  for (const key of ["layers", "hidden", "heads", "kvGroups", "headDim", "ffn", "experts", "topk", "sharedFfn", "vocab"] as const) {
     const v = dims[key];
     if (!Number.isInteger(v) || v < 0) {
       problems.push(`${key} must be a non-negative integer; found ${v}`);
@@ -83,6 +93,34 @@ function checkIntegers(dims: ModelDims, problems: string[]): void {
   if (dims.experts > 0 && (dims.topk < 1 || dims.topk > dims.experts)) {
     problems.push(`experts per token (${dims.topk}) must be between 1 and the number of experts (${dims.experts})`);
   }
+}
+
+function checkRequirements(config: Json, requires: readonly ConfigRequirement[]): string[] {
+  const problems: string[] = [];
+  for (const r of requires) {
+    const found = lookup(config, [r.key]);
+    if (found === undefined) {
+      continue;
+    }
+    const value = JSON.stringify(found.value);
+    if (!r.allowed.some((a) => JSON.stringify(a) === value)) {
+      problems.push(`"${r.key}" is ${value}; supported: ${r.allowed.map((a) => JSON.stringify(a)).join(" or ")} (${r.why})`);
+    }
+  }
+  return problems;
+}
+
+/** A boolean config field (first listed key present), else the table's default. */
+function flag(config: Json, keys: readonly string[] | undefined, fallback: number | boolean, problems: string[]): boolean {
+  const found = lookup(config, keys ?? []);
+  if (found === undefined || found.value === null) {
+    return fallback === true;
+  }
+  if (typeof found.value !== "boolean") {
+    problems.push(`"${found.key}" must be true or false; found ${JSON.stringify(found.value)}`);
+    return false;
+  }
+  return found.value;
 }
 
 function configDtype(config: Json, problems: string[]): Dtype {

@@ -130,8 +130,9 @@ function modelEntries(
   profiles: MegatronProfiles,
 ): PlannedEntry[] {
   const tensors: PlannedTensor[] = [];
-  for (const p of placed) {
-    if (p.chunk !== chunk || (p.epRank !== undefined && p.epRank !== rank.ep)) {
+  const here = placed.filter((p) => p.chunk === chunk && (p.epRank === undefined || p.epRank === rank.ep));
+  for (const p of here) {
+    if (p.binding.rule.tied && here.some((q) => !q.binding.rule.tied && sharesInput(q.binding, p.binding))) {
       continue;
     }
     const piece = shardOf(p.binding, dims, options.layout.tp, rank.tp, vp);
@@ -155,6 +156,12 @@ function modelEntries(
   const packed = applyPacks(renamed, experts.packs);
   const entries: PlannedEntry[] = [...packed, ...extraStateKeys(packed, spec)];
   return entries.sort((a, b) => compareStateKeys(a.name, b.name, profiles.moduleOrder, profiles.leafOrder));
+}
+
+/** Tied weights are one parameter on a chunk that holds both ends (Megatron allocates no copy there). */
+function sharesInput(a: Binding, b: Binding): boolean {
+  const names = new Set([...a.inputs.values()].map((t) => t.name));
+  return [...b.inputs.values()].some((t) => names.has(t.name));
 }
 
 function renderLocal(pattern: string, captures: { layer?: number; expert?: number }): string {

@@ -3,12 +3,13 @@ import { placeSegment, viewOf } from "./rect.js";
 import type { PlannedExtraState, PlannedTensor } from "./plan.js";
 import type { Pack, Rename, SpecProfile } from "./profiles.js";
 
-/** Renames local names by the first matching rule; captures carry over. */
+/** Renames local names by the first matching rule whose condition holds; captures carry over. */
 export function applyRenames(tensors: readonly PlannedTensor[], renames: readonly Rename[]): PlannedTensor[] {
+  const names = new Set(tensors.map((t) => t.name));
   return tensors.map((t) => {
     for (const r of renames) {
       const captures = matchPattern(r.from, t.name);
-      if (captures !== undefined) {
+      if (captures !== undefined && (r.ifPresent === undefined || names.has(renderPattern(r.ifPresent.source, captures)))) {
         return { ...t, name: renderPattern(r.to.source, captures) };
       }
     }

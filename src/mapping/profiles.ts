@@ -12,6 +12,8 @@ export type ExpertImpl = (typeof EXPERT_IMPLS)[number];
 export interface Rename {
   readonly from: Pattern;
   readonly to: Pattern;
+  /** Applies only when the model chunk also holds this tensor (a norm fused into the linear after it). */
+  readonly ifPresent?: Pattern;
 }
 
 export interface Pack {
@@ -108,7 +110,8 @@ function renames(raw: unknown, at: string, problems: string[]): Rename[] {
     const o = object(r, `${at}[${i}]`, problems);
     const from = pattern(o["from"], `${at}[${i}].from`, problems);
     const to = pattern(o["to"], `${at}[${i}].to`, problems);
-    return from && to ? [{ from, to }] : [];
+    const ifPresent = o["ifPresent"] === undefined ? undefined : pattern(o["ifPresent"], `${at}[${i}].ifPresent`, problems);
+    return from && to ? [{ from, to, ...(ifPresent === undefined ? {} : { ifPresent }) }] : [];
   });
 }
 

@@ -1,5 +1,5 @@
 /**
- * Every Mixtral transform is a reordering of row/column blocks. Tensors are seen as matrices
+ * Every transform is a reordering of row/column blocks. Tensors are seen as matrices
  * (`MatrixView`): rows = product of all dims but the last, cols = last dim (a 1-D tensor [n] is
  * n rows of 1 column). A Segment says: rectangle `dst` of one tensor is rectangle `src` of
  * another, possibly transposed, possibly repeated down the rows (vocab padding).

@@ -16,7 +16,7 @@ export interface Binding {
 }
 
 /**
- * Resolution is total: every tensor is used by exactly one rule, every active rule matches,
+ * Resolution is total: every tensor is used by exactly one rule (tied copies aside), every active rule matches,
  * every layer and expert the config announces is present, and every shape is what the config
  * implies. All offenders are reported at once, sorted.
  */
@@ -39,7 +39,7 @@ export function resolveTable(
       problems.push(`missing tensor${wanted.length > 1 ? "s" : ""} ${wanted.map((w) => `"${w}"`).join(", ")} (rule ${rule.index}, ${rule.megatron.source}, matches nothing)`);
     }
     for (const binding of found) {
-      for (const t of binding.inputs.values()) {
+      for (const t of rule.tied ? [] : binding.inputs.values()) {
         const other = used.get(t.name);
         if (other !== undefined) {
           problems.push(`tensor "${t.name}" is used by rules ${other} and ${rule.index}`);

@@ -7,12 +7,14 @@ import type { Dtype, TensorSpec } from "../model/tensor.js";
 
 /**
  * The HF tensors a table implies for a model, with shapes from the rules' shape expressions:
- * what mcore2hf writes and what reshard reasons about when there is no HF folder.
+ * what mcore2hf writes and what reshard reasons about when there is no HF folder. Tied copies
+ * add no tensor of their own.
  */
 export function hfTensorsOf(table: MappingTable, dims: ModelDims, dtype: Dtype): TensorSpec[] {
   const named = dims as unknown as Record<string, unknown>;
   const out: TensorSpec[] = [];
-  const layerRules = table.rules.filter((r) => ruleActive(r, dims) && r.megatron.captures.includes("layer"));
+  const rules = table.rules.filter((r) => ruleActive(r, dims) && !r.tied);
+  const layerRules = rules.filter((r) => r.megatron.captures.includes("layer"));
   const emit = (rule: MappingTable["rules"][number], captures: { layer?: number; expert?: number }) => {
     for (const [role, pattern] of rule.hf) {
       const exprs = rule.shapes.get(role);
@@ -22,7 +24,7 @@ export function hfTensorsOf(table: MappingTable, dims: ModelDims, dtype: Dtype):
       out.push({ name: renderPattern(pattern.source, captures), dtype, shape: exprs.map((e) => evalShapeExpr(e, named)) });
     }
   };
-  for (const rule of table.rules.filter((r) => ruleActive(r, dims) && r.stage === "first")) {
+  for (const rule of rules.filter((r) => r.stage === "first")) {
     emit(rule, {});
   }
   for (let layer = 0; layer < dims.layers; layer++) {
@@ -36,7 +38,7 @@ export function hfTensorsOf(table: MappingTable, dims: ModelDims, dtype: Dtype):
       }
     }
   }
-  for (const rule of table.rules.filter((r) => ruleActive(r, dims) && r.stage === "last")) {
+  for (const rule of rules.filter((r) => r.stage === "last")) {
     emit(rule, {});
   }
   return out;

@@ -9,6 +9,14 @@ export type TpSplit = (typeof TP_SPLITS)[number];
 export const COMBINE_INPUTS = { qkv: ["q", "k", "v"], "gate-up": ["gate", "up"] } as const;
 export type Combine = keyof typeof COMBINE_INPUTS;
 
+/** A config.json value the conversion relies on, e.g. every layer being a MoE layer. */
+export interface ConfigRequirement {
+  readonly key: string;
+  /** Allowed values (compared as JSON); an absent key means the model's default, which must be allowed. */
+  readonly allowed: readonly unknown[];
+  readonly why: string;
+}
+
 export interface MappingRule {
   readonly index: number;
   readonly megatron: Pattern;
@@ -21,6 +29,12 @@ export interface MappingRule {
   readonly shapes: ReadonlyMap<string, readonly ShapeExpr[]>;
   /** Rule applies only when this ModelDims flag has the given value (e.g. untied embeddings). */
   readonly when?: { readonly dim: string; readonly equals: boolean };
+  /**
+   * A second Megatron copy of an HF tensor another rule maps (the output layer of tied
+   * embeddings): its inputs are not a use of their own, and a pipeline chunk that already holds
+   * the tensor through the other rule does not get the copy.
+   */
+  readonly tied: boolean;
 }
 
 /** A virtual HF tensor carved out of a fused one (transformers v5 expert layout). */
@@ -36,6 +50,10 @@ export interface MappingTable {
   readonly file: string;
   readonly hfArchitectures: readonly string[];
   readonly config: Readonly<Record<string, readonly string[]>>;
+  /** ModelDims values when config.json lacks every listed key (the model's transformers defaults). */
+  readonly configDefaults: Readonly<Record<string, number | boolean>>;
+  /** config.json values the conversion relies on. */
+  readonly configRequires: readonly ConfigRequirement[];
   readonly megatronArgs: Readonly<Record<string, unknown>>;
   /** Fixed config.json fields written by mcore2hf (the dims are added under their first config key). */
   readonly hfConfig: Readonly<Record<string, unknown>>;
@@ -54,6 +72,8 @@ export function loadTable(json: unknown, file: string): MappingTable {
   const name = typeof json["name"] === "string" ? json["name"] : (problems.push("name: must be a string"), "");
   const archs = stringList(json["hfArchitectures"], "hfArchitectures", problems);
   const config = parseConfigKeys(json["config"], problems);
+  const configDefaults = parseDefaults(json["configDefaults"], problems);
+  const configRequires = asArray(json["configRequires"] ?? [], "configRequires", problems).flatMap((r, i) => parseRequirement(r, `configRequires[${i}]`, problems));
   const megatronArgs = isObject(json["megatronArgs"]) ? json["megatronArgs"] : {};
   const hfConfig = isObject(json["hfConfig"]) ? json["hfConfig"] : {};
   const hfViews = asArray(json["hfViews"] ?? [], "hfViews", problems).map((v, i) => parseView(v, `hfViews[${i}]`, problems));
@@ -67,6 +87,8 @@ export function loadTable(json: unknown, file: string): MappingTable {
     file,
     hfArchitectures: archs,
     config,
+    configDefaults,
+    configRequires,
     megatronArgs,
     hfConfig,
     hfViews: hfViews.filter((v): v is HfView => v !== undefined),
@@ -106,6 +128,10 @@ function parseRule(raw: unknown, index: number, problems: string[]): MappingRule
   }
   const shapes = parseShapes(raw, hf, at, problems);
   const when = parseWhen(raw["when"], `${at}.when`, problems);
+  const tied = raw["tied"] ?? false;
+  if (typeof tied !== "boolean") {
+    problems.push(`${at}.tied: must be true or false`);
+  }
   if (problems.length > before || megatron === undefined) {
     return undefined;
   }
@@ -118,6 +144,7 @@ function parseRule(raw: unknown, index: number, problems: string[]): MappingRule
     ...(stage === undefined ? {} : { stage: stage as "first" | "last" }),
     shapes,
     ...(when === undefined ? {} : { when }),
+    tied: tied === true,
   };
 }
 
@@ -235,19 +262,43 @@ function parseView(raw: unknown, at: string, problems: string[]): HfView | undef
   return { name, of, part: [part[0] as number, part[1] as number] };
 }
 
+/** Two rules may produce one name only when their `when` conditions exclude each other. */
 function checkDuplicateTargets(rules: readonly (MappingRule | undefined)[], problems: string[]): void {
-  const seen = new Map<string, number>();
+  const seen = new Map<string, MappingRule[]>();
   for (const rule of rules) {
     if (rule === undefined) {
       continue;
     }
-    const first = seen.get(rule.megatron.source);
-    if (first !== undefined) {
-      problems.push(`rules[${rule.index}].megatron: "${rule.megatron.source}" is already produced by rules[${first}]`);
-    } else {
-      seen.set(rule.megatron.source, rule.index);
+    const earlier = seen.get(rule.megatron.source) ?? [];
+    const clash = earlier.find((other) => !exclusive(other, rule));
+    if (clash !== undefined) {
+      problems.push(`rules[${rule.index}].megatron: "${rule.megatron.source}" is already produced by rules[${clash.index}] (give both a "when" on one flag with opposite values)`);
     }
+    seen.set(rule.megatron.source, [...earlier, rule]);
   }
+}
+
+function exclusive(a: MappingRule, b: MappingRule): boolean {
+  return a.when !== undefined && b.when !== undefined && a.when.dim === b.when.dim && a.when.equals !== b.when.equals;
+}
+
+function parseDefaults(raw: unknown, problems: string[]): Record<string, number | boolean> {
+  if (raw === undefined) {
+    return {};
+  }
+  if (!isObject(raw) || !Object.values(raw).every((v) => typeof v === "number" || typeof v === "boolean")) {
+    problems.push("configDefaults: must map ModelDims names to numbers or booleans");
+    return {};
+  }
+  return raw as Record<string, number | boolean>;
+}
+
+function parseRequirement(raw: unknown, at: string, problems: string[]): ConfigRequirement[] {
+  if (!isObject(raw) || typeof raw["key"] !== "string" || !Array.isArray(raw["allowed"]) || typeof raw["why"] !== "string") {
+    problems.push(`${at}: must be {"key": <config.json key>, "allowed": [values], "why": <reason>}`);
+    return [];
+  }
+  return [{ key: raw["key"], allowed: raw["allowed"] as unknown[], why: raw["why"] }];
 }
 
 function parseConfigKeys(raw: unknown, problems: string[]): Record<string, string[]> {

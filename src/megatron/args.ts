@@ -51,6 +51,9 @@ export function megatronArgs(input: ArgsInput): Map<string, ArgValue> {
     args.set("num_experts", dims.experts);
     args.set("moe_ffn_hidden_size", dims.ffn);
     args.set("moe_router_topk", dims.topk);
+    // softmax over all experts, then top-k without renormalising = HF norm_topk_prob false
+    args.set("moe_router_pre_softmax", !dims.normTopk);
+    args.set("moe_shared_expert_intermediate_size", dims.sharedFfn > 0 ? dims.sharedFfn : null);
     args.set("moe_grouped_gemm", input.groupedGemm);
     args.set("moe_use_legacy_grouped_gemm", input.legacyGroupedGemm);
   } else {

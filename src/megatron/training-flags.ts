@@ -40,9 +40,21 @@ export function trainingFlags(args: ReadonlyMap<string, ArgValue>): string[] {
   if (get("add_qkv_bias") === true) {
     flags.push("--add-qkv-bias");
   }
+  if (get("qk_layernorm") === true) {
+    flags.push("--qk-layernorm");
+  }
   flags.push(`--make-vocab-size-divisible-by ${num("make_vocab_size_divisible_by")}`);
   if (typeof get("num_experts") === "number") {
     flags.push(`--num-experts ${num("num_experts")}`, `--moe-router-topk ${num("moe_router_topk")}`, `--moe-ffn-hidden-size ${num("moe_ffn_hidden_size")}`);
+    if (get("moe_router_pre_softmax") === true) {
+      flags.push("--moe-router-pre-softmax");
+    }
+    if (typeof get("moe_shared_expert_intermediate_size") === "number") {
+      flags.push(`--moe-shared-expert-intermediate-size ${num("moe_shared_expert_intermediate_size")}`);
+    }
+    if (get("moe_shared_expert_gate") === true) {
+      flags.push("--moe-shared-expert-gate");
+    }
     if (get("moe_grouped_gemm") === true) {
       flags.push("--moe-grouped-gemm");
     }

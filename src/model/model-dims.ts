@@ -13,6 +13,10 @@ export interface ModelDims {
   /** 0 for a dense model. */
   readonly experts: number;
   readonly topk: number;
+  /** FFN size of the MoE layer's shared expert; 0 when there is none. */
+  readonly sharedFfn: number;
+  /** Top-k routing weights renormalised to sum to 1 (HF norm_topk_prob; Mixtral always). */
+  readonly normTopk: boolean;
   readonly vocab: number;
   readonly normEps: number;
   readonly ropeTheta: number;

@@ -121,6 +121,9 @@ export function validateLayout(layout: ParallelLayout, dims: ModelDims): Paralle
     );
   }
   divides(dims.experts > 0 ? "ETP" : "TP", layout.etp, dims.experts > 0 ? "expert ffn size" : "ffn size", dims.ffn);
+  if (dims.sharedFfn > 0) {
+    divides("TP", layout.tp, "shared expert ffn size", dims.sharedFfn);
+  }
   if (dims.experts > 0) {
     divides("EP", layout.ep, "num_experts", dims.experts);
   } else if (layout.ep !== 1) {

@@ -41,7 +41,7 @@ export interface ForwardTolerance {
 }
 
 export interface ForwardHfSide {
-  /** "transformers" (AutoModelForCausalLM) or "builtin" (the streaming PyTorch Mixtral). */
+  /** "transformers" (AutoModelForCausalLM) or "builtin" (the streaming PyTorch model of each supported architecture). */
   readonly implementation: "transformers" | "builtin";
   /** Why that one ran ("transformers is not installed", ...). */
   readonly reason: string;

@@ -93,14 +93,15 @@ describe("Hub errors", () => {
   });
 
   it("a repo that is not a supported model lists the supported architectures and fetches no weights", async () => {
-    const llama = JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama" });
-    const { server, hub } = await hubWithCache([tinyRepo({ files: { "config.json": llama } })]);
+    const gpt2 = JSON.stringify({ architectures: ["GPT2LMHeadModel"], model_type: "gpt2" });
+    const { server, hub } = await hubWithCache([tinyRepo({ files: { "config.json": gpt2 } })]);
     for (const remote of [false, true]) {
       const error = await failure(openHfModel(REPO_ID, { hub, remote }));
       expect(error.code).toBe("mapping.unsupported-model");
       expect(error.message).toContain(`${REPO_ID}@main:config.json`);
-      expect(error.message).toContain("LlamaForCausalLM");
+      expect(error.message).toContain("GPT2LMHeadModel");
       expect(error.message).toContain("MixtralForCausalLM");
+      expect(error.message).toContain("Qwen3MoeForCausalLM");
     }
     for (const shard of SHARDS) {
       expect(server.fileRequests(REPO_ID, shard)).toEqual([]);

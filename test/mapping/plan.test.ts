@@ -9,7 +9,9 @@ import { rankDirName } from "../../src/megatron/checkpoint-layout.js";
 import { validateLayout, type ParallelLayout } from "../../src/model/parallel-layout.js";
 import type { ModelDims } from "../../src/model/model-dims.js";
 import { collect, MemorySpace, spaceOf } from "../support/memory-space.js";
-import { dimsOf, mixtralTable, mixtralTensors, profiles, SHARED } from "../support/tiny-model.js";
+import { hfTensorsOf } from "../../src/mapping/synthesize.js";
+import { loadTable } from "../../src/mapping/table.js";
+import { dimsOf, mixtralTable, mixtralTensors, profiles, REPO, SHARED } from "../support/tiny-model.js";
 
 const table = await mixtralTable();
 const megatron = await profiles();
@@ -205,4 +207,38 @@ describe("resharding through composed segments equals converting directly", () =
       }
     });
   }
+});
+
+describe("dense layers and tied embeddings (mappings/llama.json)", async () => {
+  const llama = loadTable(JSON.parse(await readFile(join(REPO, "mappings", "llama.json"), "utf8")), "mappings/llama.json");
+  const planLlama = (tie: boolean, l: Partial<ParallelLayout>, spec: LayerSpec): ConversionPlan => {
+    const dims = dimsOf({ experts: 0, topk: 0, ffn: 96, tieEmbeddings: tie });
+    const layout = validateLayout(layoutOf(l), dims);
+    return planConversion(resolveTable(llama, hfTensorsOf(llama, dims, "BF16"), dims, "t"), dims, { layout, spec, experts: "sequential" }, megatron);
+  };
+  const keys = (p: ConversionPlan, pp: number): string[] => p.files.find((f) => f.rank.pp === pp && f.rank.tp === 0)?.models[0]?.entries.map((e) => e.name) ?? [];
+
+  it("TE fuses a dense layer's pre-MLP norm into linear_fc1; local keeps pre_mlp_layernorm", () => {
+    const te = keys(planLlama(false, {}, "te"), 0);
+    expect(te).toContain("decoder.layers.0.mlp.linear_fc1.layer_norm_weight");
+    expect(te.filter((k) => k.includes("pre_mlp_layernorm"))).toEqual([]);
+    expect(te.indexOf("decoder.layers.0.mlp.linear_fc1.layer_norm_weight")).toBe(te.indexOf("decoder.layers.0.mlp.linear_fc1.weight") - 1);
+    const local = keys(planLlama(false, {}, "local"), 0);
+    expect(local).toContain("decoder.layers.0.pre_mlp_layernorm.weight");
+    expect(local).not.toContain("decoder.layers.0.mlp.linear_fc1.layer_norm_weight");
+  });
+
+  it("tied: no output_layer.weight where the first stage is also the last, a copy on a separate last stage", () => {
+    for (const spec of ["te", "local"] as const) {
+      const single = keys(planLlama(true, { tp: 2 }, spec), 0);
+      expect(single).not.toContain("output_layer.weight");
+      expect(single).toContain("output_layer._extra_state");
+      const staged = planLlama(true, { tp: 2, pp: 2 }, spec);
+      expect(keys(staged, 1)).toContain("output_layer.weight");
+      const copy = staged.files.find((f) => f.rank.pp === 1 && f.rank.tp === 1)?.models[0]?.entries.find((e) => e.name === "output_layer.weight");
+      const embed = staged.files.find((f) => f.rank.pp === 0 && f.rank.tp === 1)?.models[0]?.entries.find((e) => e.name === "embedding.word_embeddings.weight");
+      expect(copy).toEqual({ ...embed, name: "output_layer.weight" });
+    }
+    expect(keys(planLlama(false, {}, "te"), 0)).toContain("output_layer.weight");
+  });
 });

@@ -106,3 +106,42 @@ describe("resolveTable", () => {
 });
 
 const mixtralTableSync = await mixtralTable();
+
+describe("table features the dense and Qwen tables use", () => {
+  it("lets two rules produce one name only under opposite `when`s on one flag", () => {
+    const base = { megatron: "output_layer.weight", tp: "vocab", stage: "last" };
+    const tied = (equals: boolean, extra: Record<string, unknown> = {}) => ({ ...base, hf: equals ? "model.embed_tokens.weight" : "lm_head.weight", when: { dim: "tieEmbeddings", equals }, ...extra });
+    const ok = loadTable({ name: "t", hfArchitectures: ["X"], rules: [tied(false), tied(true, { tied: true })] }, "t.json");
+    expect(ok.rules.map((r) => r.tied)).toEqual([false, true]);
+    expect(problemsOf({ name: "t", hfArchitectures: ["X"], rules: [tied(false), tied(false)] })[0]).toContain("already produced by rules[0]");
+    expect(problemsOf({ name: "t", hfArchitectures: ["X"], rules: [tied(false), { ...base, hf: "x" }] })[0]).toContain("already produced by rules[0]");
+    expect(problemsOf({ name: "t", hfArchitectures: ["X"], rules: [tied(false, { tied: "yes" })] })[0]).toContain("rules[0].tied: must be true or false");
+  });
+
+  it("parses configDefaults and configRequires, naming the path of a bad one", () => {
+    const table = loadTable({ ...rule({}), configDefaults: { normTopk: false, sharedFfn: 0 }, configRequires: [{ key: "mlp_only_layers", allowed: [[]], why: "all sparse" }] }, "t.json");
+    expect(table.configDefaults).toEqual({ normTopk: false, sharedFfn: 0 });
+    expect(table.configRequires).toEqual([{ key: "mlp_only_layers", allowed: [[]], why: "all sparse" }]);
+    expect(problemsOf({ ...rule({}), configDefaults: { normTopk: "no" } })[0]).toContain("configDefaults: must map");
+    expect(problemsOf({ ...rule({}), configRequires: [{ key: "x", allowed: 1 }] })[0]).toContain('configRequires[0]: must be {"key"');
+  });
+
+  it("a tied rule's input is not a use of its own: the tensor must still be mapped by another rule", () => {
+    const table = loadTable(
+      {
+        name: "t",
+        hfArchitectures: ["X"],
+        rules: [
+          { megatron: "embedding.word_embeddings.weight", hf: "model.embed_tokens.weight", tp: "vocab", stage: "first" },
+          { megatron: "output_layer.weight", hf: "model.embed_tokens.weight", tp: "vocab", stage: "last", when: { dim: "tieEmbeddings", equals: true }, tied: true },
+        ],
+      },
+      "t.json",
+    );
+    const dims = dimsOf({ tieEmbeddings: true, layers: 0 });
+    const embed = { name: "model.embed_tokens.weight", dtype: "BF16" as const, shape: [250, 64] };
+    expect(resolveTable(table, [embed], dims, "x").map((b) => b.megatron)).toEqual(["embedding.word_embeddings.weight", "output_layer.weight"]);
+    const lonely = loadTable({ ...table, rules: [{ megatron: "output_layer.weight", hf: "model.embed_tokens.weight", tp: "vocab", stage: "last", tied: true }] }, "t.json");
+    expect(() => resolveTable(lonely, [embed], dims, "x")).toThrow(/is not mapped by any rule/);
+  });
+});

@@ -170,7 +170,7 @@ const SAFETENSORS: Case[] = [
 const MODEL: Case[] = [
   { name: "no config.json", code: "hf.bad-folder", mentions: ["config.json"], build: async (dir) => convert(await mkdirIn(dir, "empty"), dir) },
   configCase("config.json is not JSON", "hf.bad-folder", ["config.json", "invalid JSON"], () => "{ nope"),
-  configCase("unsupported architecture, listing the supported ones", "mapping.unsupported-model", ["LlamaForCausalLM", "MixtralForCausalLM"], (c) => ({ ...c, architectures: ["LlamaForCausalLM"] })),
+  configCase("unsupported architecture, listing the supported ones", "mapping.unsupported-model", ["GPT2LMHeadModel", "MixtralForCausalLM", "LlamaForCausalLM", "Qwen2MoeForCausalLM"], (c) => ({ ...c, architectures: ["GPT2LMHeadModel"] })),
   configCase("config lacks num_hidden_layers", "hf.bad-config", ["num_hidden_layers"], (c) => ({ ...c, num_hidden_layers: undefined })),
   configCase("heads not a multiple of kv heads", "hf.bad-config", ["num_key_value_heads=3"], (c) => ({ ...c, num_key_value_heads: 3 })),
   configCase("unsupported dtype in config", "hf.bad-config", ["int4"], (c) => ({ ...c, torch_dtype: "int4" })),

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Independent oracle for Megatron-Core legacy checkpoints converted from a HuggingFace Mixtral.
+"""Independent oracle for Megatron-Core legacy checkpoints converted from a HuggingFace model:
+Mixtral, and the Llama/Mistral (dense, tied embeddings), Qwen2-MoE (QKV bias, shared expert) and
+Qwen3-MoE (q/k layernorm) features.
 
-Written from /work/shared/megatron-layout.md and the golden key lists only (not from the
-TypeScript converter). It reads the HF safetensors itself, computes the state dict every rank file
+Written from /work/shared/megatron-layout.md, the golden key lists and the Megatron-LM facts in
+mappings/README.md only (not from the TypeScript converter). It reads the HF safetensors itself, computes the state dict every rank file
 must hold, torch.load's each rank file and compares keys, key order, shapes, dtypes and exact bits.
 
     reference_mcore.py HF_DIR MCORE_DIR --tp T --pp P --ep E [--vpp V]
@@ -80,7 +82,9 @@ class InputError(Exception):
 # HF side: safetensors reader and model dimensions
 # ---------------------------------------------------------------------------------------------
 
-Dims = collections.namedtuple("Dims", "L H F np ng hn E topk V rope_theta eps")
+# F: routed expert (or dense MLP) size; Fs: shared expert size (0: none); E: 0 for a dense model
+Dims = collections.namedtuple("Dims", "L H F np ng hn E topk V rope_theta eps Fs tie norm_topk",
+                              defaults=(0, False, True))
 
 
 def read_safetensors(path):
@@ -155,18 +159,23 @@ def dims_from_hf_config(config):
     rope = config.get("rope_theta")
     if rope is None:
         rope = (config.get("rope_parameters") or {}).get("rope_theta", 10000.0)
+    qwen_moe = config.get("model_type") in ("qwen2_moe", "qwen3_moe")
     return Dims(
         L=config["num_hidden_layers"],
         H=H,
-        F=config["intermediate_size"],
+        F=config["moe_intermediate_size"] if qwen_moe else config["intermediate_size"],
         np=np_,
         ng=config.get("num_key_value_heads") or np_,
         hn=config.get("head_dim") or H // np_,
-        E=config["num_local_experts"],
-        topk=config["num_experts_per_tok"],
+        E=config.get("num_local_experts") or config.get("num_experts") or 0,
+        topk=config.get("num_experts_per_tok") or 0,
         V=config["vocab_size"],
         rope_theta=rope,
         eps=config.get("rms_norm_eps"),
+        Fs=config.get("shared_expert_intermediate_size") or 0,
+        tie=bool(config.get("tie_word_embeddings", False)),
+        # transformers: Qwen MoE configs default norm_topk_prob to False; Mixtral always renormalises
+        norm_topk=bool(config.get("norm_topk_prob", not qwen_moe)),
     )
 
 
@@ -178,6 +187,8 @@ class HfSource:
             self.dims = dims_from_hf_config(json.load(f))
         self.t = read_hf_tensors(hf_dir)
         self.dtype = self.t["model.embed_tokens.weight"].dtype
+        self.qkv_bias = "model.layers.0.self_attn.q_proj.bias" in self.t
+        self.qk_norm = "model.layers.0.self_attn.q_norm.weight" in self.t
 
     def _get(self, name):
         if name not in self.t:
@@ -188,10 +199,14 @@ class HfSource:
         return self._get("model.embed_tokens.weight")
 
     def lm_head(self):
-        return self.t.get("lm_head.weight", self.embed())
+        return self.embed() if self.dims.tie else self._get("lm_head.weight")
 
     def final_norm(self):
         return self._get("model.norm.weight")
+
+    def _mlp(self, p):
+        """(gate, down, up) of a gate_proj/down_proj/up_proj MLP, the order of Mixtral's (w1, w2, w3)."""
+        return tuple(self._get(p + n + "_proj.weight") for n in ("gate", "down", "up"))
 
     def layer(self, i):
         p = "model.layers.%d." % i
@@ -204,7 +219,21 @@ class HfSource:
             "in_norm": self._get(p + "input_layernorm.weight"),
             "post_norm": self._get(p + "post_attention_layernorm.weight"),
         }
-        if p + "block_sparse_moe.gate.weight" in self.t:
+        if self.qkv_bias:
+            for n in "qkv":
+                w[n + "_bias"] = self._get(p + "self_attn.%s_proj.bias" % n)
+        if self.qk_norm:
+            w["q_norm"] = self._get(p + "self_attn.q_norm.weight")
+            w["k_norm"] = self._get(p + "self_attn.k_norm.weight")
+        if d.Fs:
+            w["shared"] = self._mlp(p + "mlp.shared_expert.")
+            w["shared_gate"] = self._get(p + "mlp.shared_expert_gate.weight")
+        if d.E == 0:
+            w["mlp"] = self._mlp(p + "mlp.")
+        elif p + "mlp.experts.0.gate_proj.weight" in self.t:
+            w["router"] = self._get(p + "mlp.gate.weight")
+            w["experts"] = [self._mlp(p + "mlp.experts.%d." % e) for e in range(d.E)]
+        elif p + "block_sparse_moe.gate.weight" in self.t:
             w["router"] = self.t[p + "block_sparse_moe.gate.weight"]
             w["experts"] = [
                 tuple(self._get(p + "block_sparse_moe.experts.%d.%s.weight" % (e, n)) for n in ("w1", "w2", "w3"))
@@ -227,6 +256,8 @@ class ZeroSource:
     def __init__(self, dims, dtype):
         self.dims = dims
         self.dtype = dtype
+        self.qkv_bias = False
+        self.qk_norm = False
 
     def _z(self, *shape):
         return torch.zeros(shape, dtype=self.dtype)
@@ -339,6 +370,15 @@ def fused_qkv(w, d):
     return torch.cat([q, k, v], dim=1).reshape(-1, d.H)
 
 
+def fused_qkv_bias(w, d):
+    """linear_qkv.bias: added before the per-group view, so grouped like the weight rows."""
+    nq = d.np // d.ng
+    q = w["q_bias"].reshape(d.ng, nq * d.hn)
+    k = w["k_bias"].reshape(d.ng, d.hn)
+    v = w["v_bias"].reshape(d.ng, d.hn)
+    return torch.cat([q, k, v], dim=1).reshape(-1)
+
+
 def pad_rows(t, Vp):
     extra = Vp - t.shape[0]
     if extra == 0:
@@ -386,12 +426,38 @@ def add_layer(sd, i, w, d, lay, t, e):
     if te:
         sd[pre + "self_attention.linear_qkv.layer_norm_weight"] = w["in_norm"]
     sd[pre + "self_attention.linear_qkv.weight"] = split(fused_qkv(w, d), 0, lay.tp, t)
+    if "q_bias" in w:
+        sd[pre + "self_attention.linear_qkv.bias"] = split(fused_qkv_bias(w, d), 0, lay.tp, t)
     sd[pre + "self_attention.linear_qkv._extra_state"] = None
+    for n in ("q", "k"):
+        if n + "_norm" in w:  # TENorm under TE (TE >= 1.13 norms have _extra_state), torch RMSNorm locally
+            sd[pre + "self_attention.%s_layernorm.weight" % n] = w[n + "_norm"]
+            if te:
+                sd[pre + "self_attention.%s_layernorm._extra_state" % n] = None
+    if "mlp" in w:  # dense: TE fuses the pre-MLP norm into linear_fc1, pre_mlp_layernorm is IdentityOp
+        if not te:
+            sd[pre + "pre_mlp_layernorm.weight"] = w["post_norm"]
+        else:
+            sd[pre + "mlp.linear_fc1.layer_norm_weight"] = w["post_norm"]
+        add_mlp(sd, pre + "mlp.", w["mlp"], lay.tp, t)
+        return
     sd[pre + "pre_mlp_layernorm.weight"] = w["post_norm"]
     if te:
         sd[pre + "pre_mlp_layernorm._extra_state"] = None
     sd[pre + "mlp.router.weight"] = w["router"]
     add_experts(sd, pre, w, d, lay, t, e)
+    if "shared" in w:  # SharedExpertMLP: gate_weight is its own parameter, before its linears
+        sd[pre + "mlp.shared_experts.gate_weight"] = w["shared_gate"]
+        add_mlp(sd, pre + "mlp.shared_experts.", w["shared"], lay.tp, t)
+
+
+def add_mlp(sd, prefix, weights, tp, t):
+    """A TP-split SwiGLU MLP (dense, or the shared expert): fc1 = [gate_t; up_t], fc2 column chunk."""
+    fc1, fc2 = expert_fc(weights, tp, t)
+    sd[prefix + "linear_fc1.weight"] = fc1
+    sd[prefix + "linear_fc1._extra_state"] = None
+    sd[prefix + "linear_fc2.weight"] = fc2
+    sd[prefix + "linear_fc2._extra_state"] = None
 
 
 def expected_model(src, lay, chunks, t, p, e, v):
@@ -408,7 +474,8 @@ def expected_model(src, lay, chunks, t, p, e, v):
         sd["decoder.final_layernorm.weight"] = src.final_norm()
         if lay.spec == "te":
             sd["decoder.final_layernorm._extra_state"] = None
-        sd["output_layer.weight"] = split(pad_rows(src.lm_head(), Vp), 0, lay.tp, t)
+        if not (d.tie and p == 0 and v == 0):  # tied and first: no weight allocated, the embedding serves
+            sd["output_layer.weight"] = split(pad_rows(src.lm_head(), Vp), 0, lay.tp, t)
         sd["output_layer._extra_state"] = None
     if lay.dtype != "keep":
         target = TARGET_DTYPES[lay.dtype]
@@ -447,28 +514,33 @@ def expected_args(src, lay):
         "tensor_model_parallel_size": lay.tp,
         "pipeline_model_parallel_size": lay.pp,
         "expert_model_parallel_size": lay.ep,
-        "num_experts": d.E,
-        "moe_router_topk": d.topk,
+        "num_experts": d.E or None,
         "rotary_base": int(d.rope_theta),
         "normalization": "RMSNorm",
         "swiglu": True,
-        "untie_embeddings_and_output_weights": True,
+        "untie_embeddings_and_output_weights": not d.tie,
         "add_bias_linear": False,
-        "moe_grouped_gemm": lay.experts != "sequential",
         "virtual_pipeline_model_parallel_size": lay.vpp,
     }
+    if d.E:
+        required["moe_router_topk"] = d.topk
+        required["moe_grouped_gemm"] = lay.experts != "sequential"
+        required["moe_router_pre_softmax"] = not d.norm_topk
+        required["moe_shared_expert_intermediate_size"] = d.Fs or None
+        if d.Fs:
+            required["moe_shared_expert_gate"] = True
     dtype = output_dtype(src, lay)
     optional = {
-        "moe_ffn_hidden_size": d.F,
+        "moe_ffn_hidden_size": d.F if d.E else None,
         "expert_tensor_parallel_size": lay.tp,
         "make_vocab_size_divisible_by": lay.divisible_by,
         "norm_epsilon": d.eps,
         "transformer_impl": "transformer_engine" if lay.spec == "te" else "local",
         "position_embedding_type": "rope",
         "rotary_interleaved": False,
-        "add_qkv_bias": False,
+        "add_qkv_bias": src.qkv_bias,
+        "qk_layernorm": src.qk_norm,
         "apply_layernorm_1p": False,
-        "moe_router_pre_softmax": False,
         "decoder_first_pipeline_num_layers": lay.first,
         "decoder_last_pipeline_num_layers": lay.last,
         "num_layers_in_first_pipeline_stage": lay.first,

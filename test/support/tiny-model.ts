@@ -26,6 +26,8 @@ export function dimsOf(overrides: Partial<ModelDims> = {}): ModelDims {
     ffn: 32,
     experts: 8,
     topk: 2,
+    sharedFfn: 0,
+    normTopk: true,
     vocab: 250,
     normEps: 1e-5,
     ropeTheta: 1e6,
