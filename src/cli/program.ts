@@ -1,13 +1,18 @@
 import { availableParallelism } from "node:os";
 import { Command, Option } from "commander";
 import { addTargetOptions, targetFrom, type RawTargetFlags } from "./layout-options.js";
-import { byteSize, expertImpl, iteration, layerSpec, outputDtype, positiveInt } from "./parse-options.js";
+import { byteSize, expertImpl, iteration, layerSpec, outputDtype, positiveInt, workerShare } from "./parse-options.js";
 import type { McoreFlags } from "./run-mcore.js";
 import { oneOf, positiveNumber, runVerifyForward, type ForwardFlags } from "./run-verify-forward.js";
+import type { WorkerShare } from "../engine/worker-split.js";
 import type { Dtype } from "../model/tensor.js";
 import { PACKAGE_VERSION } from "../package-root.js";
 
 export const DEFAULT_JOBS = Math.max(1, Math.min(8, availableParallelism()));
+
+const WORKER_HELP =
+  "write only worker I's share of the rank files (0 <= I < N), for N processes writing one output on a shared filesystem; " +
+  "the last to finish checks completeness and publishes the checkpoint. auto: from a Slurm array or a Kubernetes indexed Job (auto/N)";
 
 /** The commander program; each action lazily imports its command module. */
 export function buildProgram(): Command {
@@ -25,9 +30,10 @@ export function buildProgram(): Command {
       .argument("<out-dir>", "output folder (must not exist, or be empty)"),
   )
     .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
-    .option("--dry-run", "print the plan, write nothing");
+    .option("--dry-run", "print the plan, write nothing")
+    .addOption(new Option("--worker <I/N>", WORKER_HELP).argParser(workerShare(process.env)));
   addWriteOptions(program.commands.at(-1) as Command, "a checkpoint")
-    .action(async (hf: string, out: string, flags: RawTargetFlags & WriteFlags & { jobs: number; dryRun?: boolean }) => {
+    .action(async (hf: string, out: string, flags: RawTargetFlags & WriteFlags & { jobs: number; dryRun?: boolean; worker?: WorkerShare }) => {
       const { runHf2Mcore } = await import("./run-convert.js");
       await runHf2Mcore(hf, out, targetFrom(flags), flags);
     });
@@ -76,9 +82,10 @@ export function buildProgram(): Command {
     .option("--vocab-size <n>", "true (unpadded) vocab size", positiveInt("--vocab-size"))
     .addOption(new Option("--source-iteration <n>", "read this iteration of the source").argParser(iteration))
     .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
-    .option("--dry-run", "print the plan, write nothing");
+    .option("--dry-run", "print the plan, write nothing")
+    .addOption(new Option("--worker <I/N>", WORKER_HELP).argParser(workerShare(process.env)));
   addWriteOptions(program.commands.at(-1) as Command, "a checkpoint")
-    .action(async (mcore: string, out: string, flags: RawTargetFlags & McoreFlags & WriteFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean }) => {
+    .action(async (mcore: string, out: string, flags: RawTargetFlags & McoreFlags & WriteFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; worker?: WorkerShare }) => {
       const { runReshard } = await import("./run-mcore.js");
       await runReshard(mcore, out, targetFrom(flags), flags);
     });

@@ -6,26 +6,30 @@ import { buildPlan } from "../commands/build-plan.js";
 import { hf2mcore } from "../commands/convert.js";
 import { openHfModel, prefetchHfInput } from "../commands/hf-input.js";
 import { rankFileSummaries } from "../commands/manifest.js";
+import { workerJson, workerLine } from "./worker-report.js";
+import type { WorkerShare } from "../engine/worker-split.js";
 
 export async function runHf2Mcore(
   hf: string,
   out: string,
   target: TargetOptions,
-  flags: { jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean },
+  flags: { jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean; worker?: WorkerShare },
 ): Promise<void> {
   // A repo id is downloaded first (with its own bars), then converted from the cache at the same
   // commit; --dry-run reads only the headers.
   const source = flags.dryRun === true ? hf : await downloadHf(hf, flags);
   const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
   try {
-    const result = await hf2mcore({ ...target, hf: source, out, jobs: flags.jobs, dryRun: flags.dryRun === true, force: flags.force === true, checkFinite: flags.checkFinite === true, onProgress: progress.listener });
+    const result = await hf2mcore({ ...target, hf: source, out, jobs: flags.jobs, dryRun: flags.dryRun === true, force: flags.force === true, checkFinite: flags.checkFinite === true, onProgress: progress.listener, worker: flags.worker });
     progress.stop();
     if (flags.json === true) {
-      writeOut(JSON.stringify(planJson(result.built, target, { out, written: result.written, seconds: result.seconds }), null, 2));
+      writeOut(JSON.stringify(planJson(result.built, target, { out, written: result.written, seconds: result.seconds, ...workerJson(flags.worker, result.outcome) }), null, 2));
       return;
     }
     writeOut(planText(result.built, target));
-    if (result.written) {
+    if (flags.worker !== undefined && result.outcome !== undefined) {
+      writeOut(`\n${workerLine(out, flags.worker, result.outcome, result.seconds)}`);
+    } else if (result.written) {
       const gbps = result.built.plan.totalBytes / 1e9 / Math.max(result.seconds, 1e-9);
       writeOut(`\nwrote ${out} in ${result.seconds.toFixed(2)} s (${gbps.toFixed(2)} GB/s); Megatron flags saved in ${out}/megatron-flags.txt`);
     } else {

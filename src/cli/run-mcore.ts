@@ -1,9 +1,11 @@
 import { formatBytes, writeOut } from "./print.js";
 import { downloadReporter, progressReporter } from "./progress-bars.js";
+import { workerJson, workerLine } from "./worker-report.js";
 import type { TargetOptions } from "../commands/build-plan.js";
 import { resolveHfConfigInput } from "../commands/hf-input.js";
 import { mcore2hf } from "../commands/mcore2hf.js";
 import { reshard } from "../commands/reshard.js";
+import type { WorkerShare } from "../engine/worker-split.js";
 import type { ExpertImpl, LayerSpec } from "../mapping/profiles.js";
 import type { Dtype } from "../model/tensor.js";
 
@@ -59,7 +61,7 @@ export async function runReshard(
   mcore: string,
   out: string,
   target: TargetOptions,
-  flags: McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean },
+  flags: McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean; worker?: WorkerShare },
 ): Promise<void> {
   const hfConfig = await hfConfigFolder(flags);
   const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
@@ -74,11 +76,16 @@ export async function runReshard(
       checkFinite: flags.checkFinite === true,
       source: { iteration: flags.sourceIteration, hfConfig, vocabSize: flags.vocabSize },
       onProgress: progress.listener,
+      worker: flags.worker,
     });
     progress.stop();
-    const summary = { out, files: result.plan.files.length, totalBytes: result.plan.totalBytes, seconds: result.seconds, written: flags.dryRun !== true, megatronFlags: result.flags };
+    const summary = { out, files: result.plan.files.length, totalBytes: result.plan.totalBytes, seconds: result.seconds, written: flags.dryRun !== true, megatronFlags: result.flags, ...workerJson(flags.worker, result.outcome) };
     if (flags.json === true) {
       writeOut(JSON.stringify(summary, null, 2));
+      return;
+    }
+    if (flags.worker !== undefined && result.outcome !== undefined) {
+      writeOut(workerLine(out, flags.worker, result.outcome, result.seconds));
       return;
     }
     writeOut(

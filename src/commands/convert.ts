@@ -2,7 +2,8 @@ import { buildPlan, type BuiltPlan, type TargetOptions } from "./build-plan.js";
 import { openHfModel } from "./hf-input.js";
 import { FLAGS_FILE, flagsFileOf, MANIFEST_FILE, manifestOf } from "./manifest.js";
 import type { ProgressListener } from "../engine/progress.js";
-import { writeMegatronCheckpoint } from "../engine/write-megatron.js";
+import { writeMegatronCheckpoint, type WriteOutcome } from "../engine/write-megatron.js";
+import type { WorkerShare } from "../engine/worker-split.js";
 
 export interface Hf2McoreOptions extends TargetOptions {
   readonly hf: string;
@@ -12,11 +13,15 @@ export interface Hf2McoreOptions extends TargetOptions {
   readonly force?: boolean;
   readonly checkFinite?: boolean;
   readonly onProgress?: ProgressListener;
+  /** Write only this worker's share of the rank files (`--worker I/N`). */
+  readonly worker?: WorkerShare | undefined;
 }
 
 export interface Hf2McoreResult {
   readonly built: BuiltPlan;
   readonly written: boolean;
+  /** For a split run: whether this worker published the checkpoint, and how many are done. */
+  readonly outcome?: WriteOutcome;
   readonly seconds: number;
 }
 
@@ -29,8 +34,9 @@ export async function hf2mcore(options: Hf2McoreOptions): Promise<Hf2McoreResult
     if (options.dryRun === true) {
       return { built, written: false, seconds: (performance.now() - started) / 1000 };
     }
-    await writeMegatronCheckpoint({
+    const outcome = await writeMegatronCheckpoint({
       out: options.out,
+      worker: options.worker,
       plan: built.plan,
       space: model.space,
       args: built.args,
@@ -44,7 +50,7 @@ export async function hf2mcore(options: Hf2McoreOptions): Promise<Hf2McoreResult
       ]),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     });
-    return { built, written: true, seconds: (performance.now() - started) / 1000 };
+    return { built, written: true, outcome, seconds: (performance.now() - started) / 1000 };
   } finally {
     await model.close();
   }

@@ -3,7 +3,8 @@ import { loadMegatronProfiles } from "./tables.js";
 import { openMcoreModel, type McoreInputOptions } from "./mcore-input.js";
 import { FLAGS_FILE, flagsFileOf, MANIFEST_FILE } from "./manifest.js";
 import type { ProgressListener } from "../engine/progress.js";
-import { writeMegatronCheckpoint } from "../engine/write-megatron.js";
+import { writeMegatronCheckpoint, type WriteOutcome } from "../engine/write-megatron.js";
+import type { WorkerShare } from "../engine/worker-split.js";
 import { trainingFlags } from "../megatron/training-flags.js";
 import { composeThrough, invertPlan } from "../mapping/invert.js";
 import { planConversion, type ConversionPlan } from "../mapping/plan.js";
@@ -20,13 +21,15 @@ export interface ReshardOptions extends TargetOptions {
   readonly force?: boolean;
   readonly checkFinite?: boolean;
   readonly onProgress?: ProgressListener;
+  /** Write only this worker's share of the rank files (`--worker I/N`). */
+  readonly worker?: WorkerShare | undefined;
 }
 
 /**
  * reshard: Megatron (layout A) -> Megatron (layout B), reading each target rectangle straight
  * from the source rank files; no HF copy is written.
  */
-export async function reshard(options: ReshardOptions): Promise<{ plan: ConversionPlan; flags: string[]; seconds: number }> {
+export async function reshard(options: ReshardOptions): Promise<{ plan: ConversionPlan; flags: string[]; outcome?: WriteOutcome; seconds: number }> {
   const started = performance.now();
   const model = await openMcoreModel(options.mcore, options.source ?? {});
   try {
@@ -37,6 +40,7 @@ export async function reshard(options: ReshardOptions): Promise<{ plan: Conversi
     const plan = withSourcesInA(target, recipes);
     const args = argsFor(plan, { ...options, dtype: options.dtype ?? model.detected.dtype }, model.table, await loadMegatronProfiles());
     const flags = trainingFlags(args);
+    let outcome: WriteOutcome | undefined;
     if (options.dryRun !== true) {
       const manifest = {
         tool: "megatron-convert",
@@ -52,8 +56,9 @@ export async function reshard(options: ReshardOptions): Promise<{ plan: Conversi
         totalBytes: plan.totalBytes,
         megatronFlags: flags,
       };
-      await writeMegatronCheckpoint({
+      outcome = await writeMegatronCheckpoint({
         out: options.out,
+        worker: options.worker,
         plan,
         space: model.space,
         args,
@@ -68,7 +73,7 @@ export async function reshard(options: ReshardOptions): Promise<{ plan: Conversi
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
       });
     }
-    return { plan, flags, seconds: (performance.now() - started) / 1000 };
+    return { plan, flags, ...(outcome === undefined ? {} : { outcome }), seconds: (performance.now() - started) / 1000 };
   } finally {
     await model.close();
   }

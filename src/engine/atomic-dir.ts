@@ -33,6 +33,11 @@ export function removeActiveStaging(): void {
   }
 }
 
+/** True once a signal asked us to stop: nothing may be published after that. */
+export function isStopping(): boolean {
+  return stopping;
+}
+
 /** The staging folder beside `out`; its name tells a rerun that it is ours and stale. */
 export function stagingDirOf(out: string): string {
   return join(dirname(out), `.${basename(out)}.megatron-convert-partial`);
@@ -77,7 +82,7 @@ export async function writeAtomically(
   }
 }
 
-async function checkOutput(out: string, options: { force?: boolean; ours?: (name: string) => boolean }): Promise<void> {
+export async function checkOutput(out: string, options: { force?: boolean; ours?: (name: string) => boolean }): Promise<void> {
   const info = await stat(out).catch(() => undefined);
   if (info === undefined) {
     return;
@@ -92,7 +97,7 @@ async function checkOutput(out: string, options: { force?: boolean; ours?: (name
   }
 }
 
-async function replaceOutput(out: string, staging: string, options: { force?: boolean; ours?: (name: string) => boolean }): Promise<void> {
+export async function replaceOutput(out: string, staging: string, options: { force?: boolean; ours?: (name: string) => boolean }): Promise<void> {
   await checkOutput(out, options);
   const info = await stat(out).catch(() => undefined);
   if (info !== undefined) {
@@ -111,7 +116,7 @@ async function replaceOutput(out: string, staging: string, options: { force?: bo
 }
 
 /** fsync every folder under `dir` (files are synced as they are closed). */
-async function syncTree(dir: string): Promise<void> {
+export async function syncTree(dir: string): Promise<void> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (entry.isDirectory()) {
       await syncTree(join(dir, entry.name));

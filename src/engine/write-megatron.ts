@@ -1,7 +1,10 @@
-import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { createHash } from "node:crypto";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { dirname, join, parse } from "node:path";
 import { writeAtomically } from "./atomic-dir.js";
 import { runPool } from "./pool.js";
+import { partialName, writeSharedCheckpoint, type ShareOutcome } from "./shared-staging.js";
+import { dealByBytes, type WorkerShare } from "./worker-split.js";
 import { counted, noProgress, type ProgressListener } from "./progress.js";
 import type { SourceSpace } from "./source-space.js";
 import { FiniteScan } from "./finite.js";
@@ -12,7 +15,7 @@ import type { ArgValue } from "../megatron/args.js";
 import { rankFilePath, TRACKER_FILE, trackerContent } from "../megatron/checkpoint-layout.js";
 import { rankStateDict, type ModelChunk } from "../megatron/state-dict.js";
 import type { ConversionPlan, PlannedEntry, RankFilePlan } from "../mapping/plan.js";
-import { numelOf } from "../model/tensor.js";
+import { byteLengthOf, numelOf } from "../model/tensor.js";
 
 export interface WriteMegatronOptions {
   readonly out: string;
@@ -28,7 +31,12 @@ export interface WriteMegatronOptions {
   readonly force?: boolean;
   /** Scan every tensor for NaN/Inf while it is written; fail naming them. */
   readonly checkFinite?: boolean;
+  /** Write only this share of the rank files; the worker that completes the set publishes it. */
+  readonly worker?: WorkerShare | undefined;
 }
+
+/** Whether the checkpoint is now at `out`, and for a split run how many workers are done. */
+export type WriteOutcome = ShareOutcome;
 
 /** Top-level names of a Megatron output folder that megatron-convert writes. */
 export function isMegatronOutputName(name: string): boolean {
@@ -36,27 +44,81 @@ export function isMegatronOutputName(name: string): boolean {
 }
 
 /** Writes every rank file of a plan into a staging folder, the tracker last, then moves it into place. */
-export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Promise<void> {
+export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Promise<WriteOutcome> {
   const onProgress = options.onProgress ?? noProgress;
-  const { plan } = options;
-  onProgress({ kind: "plan", files: plan.files.length, totalBytes: plan.totalBytes });
   const finite = options.checkFinite === true ? new FiniteScan() : undefined;
-  await writeAtomically(options.out, async (staging) => {
-    await runPool(plan.files, options.jobs, async (file) => {
-      const relative = rankFilePath(file.rank, plan.layout, options.iteration);
-      const path = join(staging, relative);
-      await mkdir(dirname(path), { recursive: true });
-      const iteration = options.iteration === "release" ? 0 : options.iteration;
-      const root = rankStateDict(options.args, chunksOf(file, options.space, relative, onProgress, finite), iteration);
-      await writeTorchCheckpoint(path, root);
-      onProgress({ kind: "file-done", file: relative });
-    });
+  const share = options.worker;
+  const files = share === undefined || share.count === 1 ? options.plan.files : filesOf(options.plan, share);
+  onProgress({ kind: "plan", files: files.length, totalBytes: files.reduce((s, f) => s + fileBytes(f), 0) });
+  const writeFiles = async (staging: string, atomicEach: boolean) => {
+    await runPool(files, options.jobs, (file) => writeRankFile(options, staging, file, atomicEach, onProgress, finite));
+    finite?.throwIfAny(options.out);
+  };
+  const finish = async (staging: string) => {
     for (const [name, content] of options.extraFiles ?? []) {
       await writeFile(join(staging, name), content);
     }
-    finite?.throwIfAny(options.out);
     await writeFile(join(staging, TRACKER_FILE), trackerContent(options.iteration));
+  };
+  if (share !== undefined && share.count > 1) {
+    return writeSharedCheckpoint({
+      out: options.out,
+      share,
+      fingerprint: fingerprintOf(options),
+      writeShare: (staging) => writeFiles(staging, true),
+      expected: options.plan.files.map((f) => rankFilePath(f.rank, options.plan.layout, options.iteration)),
+      finish,
+      force: options.force === true,
+      ours: isMegatronOutputName,
+    });
+  }
+  await writeAtomically(options.out, async (staging) => {
+    await writeFiles(staging, false);
+    await finish(staging);
   }, { force: options.force === true, ours: isMegatronOutputName });
+  return { published: true, workersDone: 1 };
+}
+
+async function writeRankFile(
+  options: WriteMegatronOptions,
+  staging: string,
+  file: RankFilePlan,
+  atomicEach: boolean,
+  onProgress: ProgressListener,
+  finite?: FiniteScan,
+): Promise<void> {
+  const relative = rankFilePath(file.rank, options.plan.layout, options.iteration);
+  const path = join(staging, relative);
+  await mkdir(dirname(path), { recursive: true });
+  const iteration = options.iteration === "release" ? 0 : options.iteration;
+  const root = rankStateDict(options.args, chunksOf(file, options.space, relative, onProgress, finite), iteration);
+  // the archive folder inside the zip is named after the final file, as torch.save names it
+  await writeTorchCheckpoint(atomicEach ? partialName(path) : path, root, { prefix: parse(path).name });
+  if (atomicEach) {
+    await rename(partialName(path), path);
+  }
+  onProgress({ kind: "file-done", file: relative });
+}
+
+/** This worker's rank files: the plan's files dealt by size, the same deal in every worker. */
+function filesOf(plan: ConversionPlan, share: WorkerShare): RankFilePlan[] {
+  const deal = dealByBytes(plan.files.map(fileBytes), share.count)[share.index] ?? [];
+  return deal.map((i) => plan.files[i]).filter((f): f is RankFilePlan => f !== undefined);
+}
+
+function fileBytes(file: RankFilePlan): number {
+  return file.models.reduce((s, m) => s + m.entries.reduce((t, e) => t + (e.kind === "tensor" ? byteLengthOf(e) : 0), 0), 0);
+}
+
+/** Workers of one run agree on every file's contents: same layout, keys, shapes, dtypes and args. */
+function fingerprintOf(options: WriteMegatronOptions): string {
+  const { plan } = options;
+  const files = plan.files.map((f) => ({
+    rank: f.rank,
+    models: f.models.map((m) => ({ key: m.key, entries: m.entries.map((e) => (e.kind === "tensor" ? [e.name, e.dtype, e.shape.join("x")] : [e.name])) })),
+  }));
+  const args = [...options.args].filter(([key]) => key !== "iteration");
+  return createHash("sha256").update(JSON.stringify({ layout: plan.layout, iteration: options.iteration, files, args, extra: [...(options.extraFiles ?? [])] })).digest("hex");
 }
 
 function chunksOf(file: RankFilePlan, space: SourceSpace, relative: string, onProgress: ProgressListener, finite?: FiniteScan): ModelChunk[] {

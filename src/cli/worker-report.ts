@@ -1,0 +1,14 @@
+import { formatShare, type WorkerShare } from "../engine/worker-split.js";
+import type { WriteOutcome } from "../engine/write-megatron.js";
+
+/** What a worker of a split run says: its share is written, and whether it published the checkpoint. */
+export function workerLine(out: string, share: WorkerShare, outcome: WriteOutcome, seconds: number): string {
+  const head = `worker ${formatShare(share)}: wrote its share in ${seconds.toFixed(2)} s; ${outcome.workersDone} of ${share.count} workers done`;
+  return outcome.published
+    ? `${head}; checked every rank file is there and published ${out}`
+    : `${head}; the last worker to finish publishes ${out}`;
+}
+
+export function workerJson(share: WorkerShare | undefined, outcome: WriteOutcome | undefined): Record<string, unknown> {
+  return share === undefined || outcome === undefined ? {} : { worker: formatShare(share), workersDone: outcome.workersDone, published: outcome.published };
+}
