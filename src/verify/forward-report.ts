@@ -45,8 +45,11 @@ export interface ForwardHfSide {
   readonly implementation: "transformers" | "builtin";
   /** Why that one ran ("transformers is not installed", ...). */
   readonly reason: string;
-  /** Expert tensor layout of the safetensors: "per-expert" (w1/w2/w3) or "fused" (transformers 5). */
-  readonly layout: "per-expert" | "fused";
+  /** Expert tensor layout of the safetensors: "per-expert", "fused" (transformers 5), or "dense" (no experts). */
+  readonly layout: "per-expert" | "fused" | "dense";
+  /** config.json's model_type, and the features the built-in model follows (qkv bias, q/k norm, shared expert ...). */
+  readonly modelType: string;
+  readonly features: Readonly<Record<string, unknown>>;
   readonly weightDtype: string;
   readonly transformersVersion?: string;
   readonly seconds: number;
@@ -70,7 +73,10 @@ export interface ForwardMegatronSide {
     readonly rankFiles: number;
     readonly routerPreSoftmax: boolean;
     readonly routerScoreFunction: string;
+    readonly tiedEmbeddings: boolean;
   };
+  /** What the rank files and args say the model has (qkv bias, q/k layernorm, shared expert, tied embeddings ...). */
+  readonly features: Readonly<Record<string, unknown>>;
   /** How rank files were read: "lazy-zip" (per-tensor reads, see README). */
   readonly loader: string;
   readonly seconds: number;

@@ -4,7 +4,8 @@ Run by src/verify/forward.ts; it writes its whole result as JSON to --result and
 progress on stderr. Exit 0: the result file holds {"results": [...]} (a pass or a fail each);
 exit 3: the result file holds {"error": {code, message, hint}}; anything else is a crash.
 
-The HF side (transformers when importable and it fits, else the built-in streaming Mixtral) runs
+The HF side (transformers when importable and it fits, else the built-in streaming model: Llama,
+Mistral, Mixtral, Qwen2-MoE or Qwen3-MoE, steered by the features hf_config.py reads from config.json) runs
 first and keeps every stage's output (embedding, each layer, final norm, logits) in fp32 on the CPU;
 then each Megatron checkpoint runs from its rank files and is compared stage by stage.
 """
@@ -97,7 +98,7 @@ def run_hf(torch, opts, folder, ids, device, dtype):
     stages.append(("logits", logits.detach().float().cpu()))
     info = {
         "implementation": impl, "reason": reason, "layout": folder.layout, "weightDtype": folder.weight_dtype(),
-        "seconds": time.perf_counter() - started,
+        "modelType": folder.config["model_type"], "features": folder.config["features"], "seconds": time.perf_counter() - started,
     }
     if impl == "transformers":
         info["transformersVersion"] = hf_transformers.transformers_version()
@@ -147,7 +148,10 @@ def run_mcore(torch, opts, path, vocab, ids, hf_loss, hf_stages, device, dtype, 
         "stages": stages,
         "firstDifference": first,
         "unexercisedExperts": runner.unexercised,
-        "megatron": {"engine": opts.engine, "spec": runner.spec, "experts": runner.experts_impl, "layout": ckpt.describe(), "loader": "lazy-zip", "seconds": time.perf_counter() - started},
+        "megatron": {
+            "engine": opts.engine, "spec": runner.spec, "experts": runner.experts_impl, "layout": ckpt.describe(), "features": runner.features(),
+            "loader": "lazy-zip", "seconds": time.perf_counter() - started,
+        },
     }
 
 

@@ -1,18 +1,26 @@
-"""A built-in PyTorch Mixtral that follows transformers' MixtralForCausalLM (eager attention) step by step.
+"""A built-in streaming PyTorch decoder that follows transformers' Llama, Mistral, Mixtral, Qwen2-MoE and
+Qwen3-MoE models (eager attention) step by step, steered by the feature dict of hf_config.py.
 
 It streams: each tensor is read from the safetensors shards just before it is used and dropped
 after, experts one at a time (one expert's slice of a fused tensor), so at most one layer's
-attention weights or one expert are in memory. Semantics copied from
-transformers (models/mixtral/modeling_mixtral.py, 4.4x-5.x):
-- MixtralRMSNorm: upcast to fp32, x * rsqrt(mean(x^2) + eps), cast back to the input dtype, then weight * x.
+attention weights or one expert are in memory. Semantics copied from transformers
+(models/{llama,mistral,mixtral,qwen2_moe,qwen3_moe}/modeling_*.py, 4.4x-5.x):
+- RMSNorm (LlamaRMSNorm and its copies): upcast to fp32, x * rsqrt(mean(x^2) + eps), cast back to the
+  input dtype, then weight * x.
 - Rotary: inv_freq = 1 / theta^(arange(0, d, 2) / d) in fp32, emb = cat(freqs, freqs), cos/sin cast to
   the activation dtype, q * cos + rotate_half(q) * sin with rotate_half(x) = cat(-x2, x1).
-- Attention: GQA through repeat_kv (query head i reads kv head i // n_rep), scores * head_dim^-0.5,
-  causal mask with the dtype's minimum, softmax in fp32 then cast back, o_proj.
-- Sparse MoE block: router logits = gate(x); softmax over all experts in fp32; top-k; divide by the
-  sum of the k; cast to the activation dtype; each expert w2(silu(w1 x) * w3 x) scaled by its weight,
-  accumulated with index_add_.
-- Final RMSNorm, lm_head, logits in fp32.
+- Attention: q/k/v_proj through F.linear, with their biases when `qkv_bias` (Qwen2-MoE always);
+  with `qk_norm` (Qwen3MoeAttention) q_norm / k_norm, RMSNorm over head_dim of q.view(b, s, nh, hd) and
+  k.view(b, s, nkv, hd), before rotary; head_dim from config (may differ from hidden / heads).
+  GQA through repeat_kv (query head i reads kv head i // n_rep), scores * head_dim^-0.5, causal mask
+  with the dtype's minimum, softmax in fp32 then cast back, o_proj (with its bias when `o_bias`).
+- Dense MLP (LlamaMLP, MistralMLP, Qwen*MoeMLP): down_proj(silu(gate_proj(x)) * up_proj(x)).
+- Sparse MoE block (MixtralSparseMoeBlock, Qwen2MoeSparseMoeBlock, Qwen3MoeSparseMoeBlock): router
+  logits = gate(x); softmax over all experts in fp32; top-k; divided by the sum of the k when
+  `norm_topk` (Mixtral always, Qwen norm_topk_prob); cast to the activation dtype; each expert
+  down(silu(gate x) * up x) scaled by its weight, accumulated with index_add_. Qwen2-MoE then adds
+  sigmoid(shared_expert_gate(x)) * shared_expert(x).
+- Final RMSNorm, lm_head (embed_tokens when tie_word_embeddings and no lm_head.weight), logits in fp32.
 """
 
 import torch
@@ -54,17 +62,29 @@ class HfBuiltin:
     def __init__(self, folder, device, dtype):
         self.f = folder
         self.c = folder.config
+        self.features = self.c["features"]
         self.device = device
         self.dtype = dtype
 
+    def w(self, name, index=None):
+        return self.f.tensor(name, index).to(device=self.device, dtype=self.dtype)
+
+    def linear(self, x, name, bias):
+        """F.linear with `name`.weight, and `name`.bias when the feature says the module has one."""
+        return F.linear(x, self.w(name + ".weight"), self.w(name + ".bias") if bias else None)
+
     def attention(self, x, i, cos, sin):
-        c = self.c
+        c, feat = self.c, self.features
         b, s, _ = x.shape
         p = f"model.layers.{i}.self_attn."
         hd, nh, nkv = c["head_dim"], c["heads"], c["kv_heads"]
-        q = F.linear(x, self.w(p + "q_proj.weight")).view(b, s, nh, hd).transpose(1, 2)
-        k = F.linear(x, self.w(p + "k_proj.weight")).view(b, s, nkv, hd).transpose(1, 2)
-        v = F.linear(x, self.w(p + "v_proj.weight")).view(b, s, nkv, hd).transpose(1, 2)
+        q = self.linear(x, p + "q_proj", feat["qkv_bias"]).view(b, s, nh, hd)
+        k = self.linear(x, p + "k_proj", feat["qkv_bias"]).view(b, s, nkv, hd)
+        v = self.linear(x, p + "v_proj", feat["qkv_bias"]).view(b, s, nkv, hd).transpose(1, 2)
+        if feat["qk_norm"]:
+            q = rms_norm(q, self.w(p + "q_norm.weight"), c["eps"])
+            k = rms_norm(k, self.w(p + "k_norm.weight"), c["eps"])
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = repeat_kv(k, nh // nkv)
@@ -73,29 +93,37 @@ class HfBuiltin:
         mask = torch.full((s, s), torch.finfo(scores.dtype).min, device=x.device, dtype=scores.dtype).triu(1)
         probs = F.softmax(scores + mask, dim=-1, dtype=torch.float32).to(q.dtype)
         out = torch.matmul(probs, v).transpose(1, 2).contiguous().reshape(b, s, nh * hd)
-        return F.linear(out, self.w(p + "o_proj.weight"))
+        return self.linear(out, p + "o_proj", feat["o_bias"])
 
-    def w(self, name, index=None):
-        return self.f.tensor(name, index).to(device=self.device, dtype=self.dtype)
+    def swiglu(self, x, prefix):
+        """down_proj(silu(gate_proj(x)) * up_proj(x)) of a dense MLP or Qwen2-MoE's shared expert."""
+        gate, up, down = (self.w(f"{prefix}{n}_proj.weight") for n in ("gate", "up", "down"))
+        return F.linear(F.silu(F.linear(x, gate)) * F.linear(x, up), down)
 
     def expert(self, i, e):
-        """(w1, w2, w3) of one expert, read when it runs (per-expert or transformers-5 fused layout)."""
+        """(gate, down, up) weights of one expert, read when it runs (per-expert or transformers-5 fused layout)."""
         if self.f.fused:
-            gate_up = self.w(f"model.layers.{i}.mlp.experts.gate_up_proj", e)
-            ffn = self.c["ffn"]
-            return gate_up[:ffn], self.w(f"model.layers.{i}.mlp.experts.down_proj", e), gate_up[ffn:]
-        p = f"model.layers.{i}.block_sparse_moe.experts.{e}."
-        return tuple(self.w(f"{p}{n}.weight") for n in ("w1", "w2", "w3"))
+            gate, up = torch.chunk(self.w(f"model.layers.{i}.mlp.experts.gate_up_proj", e), 2, dim=0)
+            return gate, self.w(f"model.layers.{i}.mlp.experts.down_proj", e), up
+        if self.features["expert_names"] == "mixtral":
+            p = f"model.layers.{i}.block_sparse_moe.experts.{e}."
+            return tuple(self.w(f"{p}{n}.weight") for n in ("w1", "w2", "w3"))
+        p = f"model.layers.{i}.mlp.experts.{e}."
+        return tuple(self.w(f"{p}{n}_proj.weight") for n in ("gate", "down", "up"))
+
+    def router_name(self, i):
+        mixtral = self.features["expert_names"] == "mixtral" and not self.f.fused
+        return f"model.layers.{i}.block_sparse_moe.gate.weight" if mixtral else f"model.layers.{i}.mlp.gate.weight"
 
     def moe(self, x, i):
-        c = self.c
+        c, feat = self.c, self.features
         b, s, h = x.shape
         x = x.view(-1, h)
-        gate = f"model.layers.{i}.mlp.gate.weight" if self.f.fused else f"model.layers.{i}.block_sparse_moe.gate.weight"
-        logits = F.linear(x, self.w(gate))
+        logits = F.linear(x, self.w(self.router_name(i)))
         weights = F.softmax(logits, dim=1, dtype=torch.float)
         weights, selected = torch.topk(weights, c["topk"], dim=-1)
-        weights = weights / weights.sum(dim=-1, keepdim=True)
+        if feat["norm_topk"]:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
         weights = weights.to(x.dtype)
         out = torch.zeros_like(x)
         mask = F.one_hot(selected, num_classes=c["experts"]).permute(2, 1, 0)
@@ -107,7 +135,14 @@ class HfBuiltin:
             cur = x[top]
             y = F.linear(F.silu(F.linear(cur, w1)) * F.linear(cur, w3), w2) * weights[top, idx, None]
             out.index_add_(0, top, y.to(x.dtype))
+        if feat["shared_expert"]:
+            p = f"model.layers.{i}.mlp."
+            shared = self.swiglu(x, p + "shared_expert.")
+            out = out + torch.sigmoid(F.linear(x, self.w(p + "shared_expert_gate.weight"))) * shared
         return out.view(b, s, h)
+
+    def mlp(self, x, i):
+        return self.moe(x, i) if self.features["sparse_layers"][i] else self.swiglu(x, f"model.layers.{i}.mlp.")
 
     def run(self, ids, keep):
         """Returns the logits (fp32, [B, S, V]); `keep(stage_name, tensor)` receives each stage's output."""
@@ -121,7 +156,7 @@ class HfBuiltin:
             a = rms_norm(h, self.w(f"model.layers.{i}.input_layernorm.weight"), eps)
             h = h + self.attention(a, i, cos, sin)
             m = rms_norm(h, self.w(f"model.layers.{i}.post_attention_layernorm.weight"), eps)
-            h = h + self.moe(m, i)
+            h = h + self.mlp(m, i)
             keep(f"layer {i}", h)
         h = rms_norm(h, self.w("model.norm.weight"), c["eps"])
         keep("final_norm", h)

@@ -1,4 +1,4 @@
-"""A HuggingFace Mixtral folder: config.json and safetensors shards, read one tensor at a time.
+"""A HuggingFace model folder: config.json and safetensors shards, read one tensor at a time.
 
 Safetensors is read with json + struct + torch.frombuffer (no `safetensors` package): an 8-byte
 little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}},
@@ -103,8 +103,10 @@ class HfFolder:
                 if t in self.where:
                     raise VerifyError("verify.hf-duplicate", f"{folder}: tensor {t!r} is in {self.where[t].path} and {f.path}")
                 self.where[t] = f
-        self.fused = "model.layers.0.mlp.experts.gate_up_proj" in self.where
-        self.layout = "fused" if self.fused else "per-expert"
+        # transformers 5 stores each layer's experts as two 3-D tensors (mlp.experts.gate_up_proj / down_proj)
+        self.fused = any(t.endswith(".mlp.experts.gate_up_proj") for t in self.where)
+        dense = not any(".mlp.experts." in t or ".block_sparse_moe." in t for t in self.where)
+        self.layout = "dense" if dense else "fused" if self.fused else "per-expert"
 
     def has(self, name):
         return name in self.where

@@ -2,9 +2,14 @@
 
 The layout comes from the rank files' own `args` (megatron-layout.md 2.3), never from our manifest:
 tensor/pipeline/expert parallel sizes, virtual pipeline size, uneven first/last stage sizes, padded
-vocab, query groups, kv channels, rotary base, norm epsilon, router top-k. The spec and the expert
-implementation come from key names (3.2, 3.3). Rank folders are mp_rank_TT[_PPP][_EEE], the PP part
-only when PP > 1, the EP part only when EP > 1 (1.1). Layer names are local to a chunk (3.1).
+vocab, query groups, kv channels (the head dim, which may differ from hidden / heads), rotary base,
+norm epsilon, router top-k and mode, and the modules Megatron builds from args: add_qkv_bias
+(linear_qkv.bias), qk_layernorm (q_layernorm / k_layernorm), moe_shared_expert_intermediate_size and
+moe_shared_expert_gate (mlp.shared_experts.*), untie_embeddings_and_output_weights (False, Megatron's
+default: the output layer shares the embedding). num_experts None is a dense model. The spec, the
+expert implementation and dense vs MoE layers come from key names (3.2, 3.3). Rank folders are
+mp_rank_TT[_PPP][_EEE], the PP part only when PP > 1, the EP part only when EP > 1 (1.1). Layer names
+are local to a chunk (3.1).
 """
 
 import os
@@ -94,16 +99,21 @@ class McoreCheckpoint:
         self.padded_vocab = arg(a, "padded_vocab_size")
         self.rotary_base = arg(a, "rotary_base", 10000)
         self.eps = arg(a, "norm_epsilon", 1e-5)
-        self.experts = arg(a, "num_experts")
+        self.experts = arg(a, "num_experts", 0)
         self.topk = arg(a, "moe_router_topk", 2)
         self.pre_softmax = bool(arg(a, "moe_router_pre_softmax", False))
         self.score_function = arg(a, "moe_router_score_function", "softmax")
-        for name in ("num_layers", "hidden_size", "num_attention_heads", "padded_vocab_size", "num_experts"):
+        self.qkv_bias = bool(arg(a, "add_qkv_bias", False))
+        self.qk_layernorm = bool(arg(a, "qk_layernorm", False))
+        self.shared_ffn = arg(a, "moe_shared_expert_intermediate_size", 0) if self.experts else 0
+        self.shared_gate = bool(arg(a, "moe_shared_expert_gate", False)) and bool(self.shared_ffn)
+        self.tied = not arg(a, "untie_embeddings_and_output_weights", False)
+        for name in ("num_layers", "hidden_size", "num_attention_heads", "padded_vocab_size"):
             if getattr(a, name, None) is None:
                 raise VerifyError("verify.layout", f"args has no {name}")
-        if arg(a, "rotary_percent", 1.0) != 1.0 or arg(a, "rotary_interleaved", False) or arg(a, "add_bias_linear", False) or arg(a, "add_qkv_bias", False):
-            raise VerifyError("verify.layout", "args: rotary_percent != 1, rotary_interleaved, or biases are not supported by the forward check")
-        if self.experts % self.ep or self.groups % self.tp or self.padded_vocab % self.tp:
+        if arg(a, "rotary_percent", 1.0) != 1.0 or arg(a, "rotary_interleaved", False) or arg(a, "add_bias_linear", False):
+            raise VerifyError("verify.layout", "args: rotary_percent != 1, rotary_interleaved, or add_bias_linear are not supported by the forward check")
+        if (self.experts or 1) % self.ep or self.groups % self.tp or self.padded_vocab % self.tp:
             raise VerifyError("verify.layout", f"args: EP={self.ep}, TP={self.tp} do not divide experts={self.experts}, query groups={self.groups}, padded vocab={self.padded_vocab}")
         self.local_experts = self.experts // self.ep
         self.chunk_map = self._chunk_map()
@@ -159,5 +169,5 @@ class McoreCheckpoint:
             "tp": self.tp, "pp": self.pp, "ep": self.ep, "etp": self.etp, "vpp": self.vp,
             "ppFirstLayers": self.first, "ppLastLayers": self.last, "paddedVocab": self.padded_vocab,
             "rankFiles": self.tp * self.pp * self.ep, "routerPreSoftmax": self.pre_softmax,
-            "routerScoreFunction": self.score_function,
+            "routerScoreFunction": self.score_function, "tiedEmbeddings": self.tied,
         }

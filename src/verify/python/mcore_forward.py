@@ -1,24 +1,32 @@
 """The Megatron side of the forward check, computed from the rank files the way each rank computes.
 
-Nothing here rebuilds an HF tensor. Activations are [s, b, h] as in Megatron-Core. For each layer:
+Nothing here rebuilds an HF tensor, and nothing looks at the model's name: the modules come from the
+checkpoint's args and the rank files' keys (mcore_checkpoint.py). Activations are [s, b, h] as in
+Megatron-Core. For each layer:
 - Data parallel: batch row r belongs to data-parallel rank r % EP, which is EP rank r % EP (the rank
-  order is tp-cp-ep-dp-pp, megatron-layout 1.3); its non-expert weights come from the files of that EP
-  rank, so every EP file's replica of the dense weights takes part.
+  order is tp-cp-ep-dp-pp, megatron-layout 1.3); its non-expert weights (attention, norms, router,
+  dense MLP, shared experts) come from the files of that EP rank, so every EP file's replica takes part.
 - Vocab-parallel embedding: TP rank t looks up the ids in [t*Vp/TP, (t+1)*Vp/TP), zeroes the others,
   and the partial embeddings are summed (the all-reduce).
-- Attention: each TP rank runs its column-parallel linear_qkv, views the output as [s, b, ng/TP,
-  (nq+2)*hn], splits each query group into q (nq*hn), k (hn), v (hn) (attention.py
-  get_query_key_value_tensors), applies rotary (_rotate_half, emb = cat(freqs, freqs)), expands k/v
-  with repeat_interleave over the nq heads of a group, scales by 1/sqrt(hn), causal softmax in fp32;
-  its row-parallel linear_proj gives a partial output; partials are summed over TP ranks.
-- Router (replicated, moe_router_pre_softmax=False): top-k of the logits, then softmax over the k
-  (topk_softmax_with_capacity); with pre_softmax=True: softmax over all experts, then top-k.
-- Experts: global expert e lives on EP rank e // El at local index e % El, for SequentialMLP
-  (local_experts.j.linear_fc1/fc2), TEGroupedMLP (linear_fc1.weight{j}) and legacy GroupedMLP
-  (weight1 viewed [El, H, 2Y], weight2 viewed [El, Y, H], multiplied without transposing). Each TP
-  rank's fc1 output is chunked into gate and up halves, silu(gate) * up, its fc2 gives a partial
-  sum; partials are summed over TP ranks, scaled by the routing probability and scattered back.
+- Attention: each TP rank runs its column-parallel linear_qkv (adding its linear_qkv.bias when
+  args.add_qkv_bias: the bias rows are interleaved per query group like the weight rows), views the
+  output as [s, b, ng/TP, (nq+2)*hn], splits each query group into q (nq*hn), k (hn), v (hn); with
+  args.qk_layernorm, q_layernorm over hn of q [s, b, heads, hn] and k_layernorm of k, before rotary
+  (attention.py get_query_key_value_tensors); rotary (_rotate_half, emb = cat(freqs, freqs)) over
+  hn = kv_channels; k/v expanded with repeat_interleave over the nq heads of a group, scores scaled by
+  1/sqrt(hn), causal softmax in fp32; its row-parallel linear_proj gives a partial output; partials
+  are summed over TP ranks.
+- Pre-MLP norm: pre_mlp_layernorm.weight, except a dense layer of the TE spec, where it is fused into
+  mlp.linear_fc1 as layer_norm_weight (gpt_layer_specs.py: TENorm only for MoE layers).
+- Dense MLP (mlp.linear_fc1 present, no router; transformer/mlp.py with gated_linear_unit): each TP
+  rank's fc1 output is chunked into gate and up halves ([gate_r; up_r] rows), silu(gate) * up, its
+  row-parallel fc2 gives a partial sum; partials are summed over TP ranks.
+- MoE layers (mlp.router present): router, routed experts and shared experts as in mcore_moe.py.
 - Output layer: column-parallel over the padded vocab, concatenated, then sliced to the real vocab.
+  With tied embeddings (args.untie_embeddings_and_output_weights False) and the last chunk also the
+  first (PP = 1, no VPP) Megatron allocates no output_layer.weight and uses the chunk's
+  embedding.word_embeddings.weight (language_module.py shared_embedding_or_output_weight); with PP > 1
+  the last stage holds its own output_layer.weight copy.
 """
 
 import math
@@ -26,6 +34,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mcore_moe import McoreMoe
 from verify_errors import VerifyError
 
 
@@ -53,6 +62,13 @@ def apply_rotary(t, freqs):
     return t * cos + mcore_rotate_half(t) * sin
 
 
+class Layer:
+    """What one layer of one chunk holds, from its keys (TP rank 0, EP rank 0) checked against the args."""
+
+    def __init__(self, spec, input_norm, moe, pre_mlp_norm, experts_impl):
+        self.spec, self.input_norm, self.moe, self.pre_mlp_norm, self.experts_impl = spec, input_norm, moe, pre_mlp_norm, experts_impl
+
+
 class McoreRunner:
     def __init__(self, ckpt, vocab, device, dtype):
         self.c = ckpt
@@ -62,6 +78,9 @@ class McoreRunner:
         self.experts_impl = None
         self.spec = None
         self.unexercised = []
+        self.dense_layers = 0
+        self.moe_layers = 0
+        self.moe = McoreMoe(self)
 
     def w(self, t, p, e, v, name):
         return self.c.tensor(t, p, e, v, name).to(device=self.device, dtype=self.dtype)
@@ -81,36 +100,55 @@ class McoreRunner:
             out = part if out is None else out + part
         return out.transpose(0, 1).contiguous()
 
+    def expect(self, p, v, name, wanted, why):
+        """Megatron builds `name` exactly when the args say so; a file without it fails to load, and a
+        file with an extra one fails the strict load, so both are layout errors here."""
+        present = self.c.has(0, p, 0, v, name)
+        if present != wanted:
+            where = self.c.rank_dir(0, p, 0)
+            raise VerifyError("verify.layout", f"{where}: {name} is {'missing' if wanted else 'present'} but args {why}")
+        return wanted
+
     def detect(self, p, v, prefix):
-        if self.c.has(0, p, 0, v, prefix + "self_attention.linear_qkv.layer_norm_weight"):
+        """The Layer at `prefix` of chunk (p, v); also checks the optional modules against the args."""
+        c = self.c
+        if c.has(0, p, 0, v, prefix + "self_attention.linear_qkv.layer_norm_weight"):
             spec, norm = "te", prefix + "self_attention.linear_qkv.layer_norm_weight"
-        elif self.c.has(0, p, 0, v, prefix + "input_layernorm.weight"):
+        elif c.has(0, p, 0, v, prefix + "input_layernorm.weight"):
             spec, norm = "local", prefix + "input_layernorm.weight"
         else:
-            raise VerifyError("verify.layout", f"{self.c.rank_dir(0, p, 0)}: {prefix} has neither linear_qkv.layer_norm_weight (TE) nor input_layernorm.weight (local)")
-        x = prefix + "mlp.experts."
-        if self.c.has(0, p, 0, v, x + "local_experts.0.linear_fc1.weight"):
-            impl = "sequential"
-        elif self.c.has(0, p, 0, v, x + "linear_fc1.weight0"):
-            impl = "te-grouped"
-        elif self.c.has(0, p, 0, v, x + "weight1"):
-            impl = "grouped"
-        else:
-            raise VerifyError("verify.layout", f"{self.c.rank_dir(0, p, 0)}: {x}* matches no expert implementation")
+            raise VerifyError("verify.layout", f"{c.rank_dir(0, p, 0)}: {prefix} has neither linear_qkv.layer_norm_weight (TE) nor input_layernorm.weight (local)")
+        a = prefix + "self_attention."
+        self.expect(p, v, a + "linear_qkv.bias", c.qkv_bias, f"say add_qkv_bias={c.qkv_bias}")
+        self.expect(p, v, a + "q_layernorm.weight", c.qk_layernorm, f"say qk_layernorm={c.qk_layernorm}")
+        self.expect(p, v, a + "k_layernorm.weight", c.qk_layernorm, f"say qk_layernorm={c.qk_layernorm}")
+        moe = c.has(0, p, 0, v, prefix + "mlp.router.weight")
+        if moe and not c.experts:
+            raise VerifyError("verify.layout", f"{c.rank_dir(0, p, 0)}: {prefix}mlp.router.weight is present but args have no num_experts")
+        if not moe and not c.has(0, p, 0, v, prefix + "mlp.linear_fc1.weight"):
+            raise VerifyError("verify.layout", f"{c.rank_dir(0, p, 0)}: {prefix}mlp has neither a router (MoE) nor linear_fc1.weight (dense)")
+        impl = self.moe.detect(p, v, prefix) if moe else None
+        fused = spec == "te" and not moe
+        pre_mlp = prefix + ("mlp.linear_fc1.layer_norm_weight" if fused else "pre_mlp_layernorm.weight")
         self.spec = self.spec or spec
         self.experts_impl = self.experts_impl or impl
-        return norm, impl
+        return Layer(spec, norm, moe, pre_mlp, impl)
 
     def attention(self, x, p, v, e, prefix, freqs):
         c = self.c
         s, b, _ = x.shape
         nq, hn, ng_local = c.heads // c.groups, c.head_dim, c.groups // c.tp
+        a = prefix + "self_attention."
         out = 0
         for t in range(c.tp):
-            qkv = F.linear(x, self.w(t, p, e, v, prefix + "self_attention.linear_qkv.weight"))
+            bias = self.w(t, p, e, v, a + "linear_qkv.bias") if c.qkv_bias else None
+            qkv = F.linear(x, self.w(t, p, e, v, a + "linear_qkv.weight"), bias)
             qkv = qkv.view(s, b, ng_local, (nq + 2) * hn)
             q, k, val = torch.split(qkv, [nq * hn, hn, hn], dim=3)
             q = q.reshape(s, b, ng_local * nq, hn)
+            if c.qk_layernorm:
+                q = mcore_rms_norm(q, self.w(t, p, e, v, a + "q_layernorm.weight"), c.eps)
+                k = mcore_rms_norm(k, self.w(t, p, e, v, a + "k_layernorm.weight"), c.eps)
             q, k = apply_rotary(q, freqs), apply_rotary(k, freqs)
             k = k.repeat_interleave(nq, dim=2)
             val = val.repeat_interleave(nq, dim=2)
@@ -118,62 +156,45 @@ class McoreRunner:
             causal = torch.ones(s, s, dtype=torch.bool, device=x.device).triu(1)
             probs = torch.softmax(scores.float().masked_fill(causal, float("-inf")), dim=-1).to(x.dtype)
             ctx = torch.einsum("bhst,tbhd->sbhd", probs, val).reshape(s, b, ng_local * nq * hn)
-            out = out + F.linear(ctx, self.w(t, p, e, v, prefix + "self_attention.linear_proj.weight"))
+            out = out + F.linear(ctx, self.w(t, p, e, v, a + "linear_proj.weight"))
         return out
 
-    def route(self, x, p, v, e, prefix):
-        logits = F.linear(x, self.w(0, p, e, v, prefix + "mlp.router.weight"))
-        k = self.c.topk
-        if self.c.score_function == "sigmoid":
-            scores = torch.sigmoid(logits.float())
-            probs, idx = torch.topk(scores, k, dim=-1)
-            probs = probs / (probs.sum(dim=-1, keepdim=True) + 1e-20) if k > 1 else probs
-        elif self.c.pre_softmax:
-            probs, idx = torch.topk(torch.softmax(logits, dim=-1, dtype=torch.float32), k, dim=-1)
-        else:
-            top, idx = torch.topk(logits, k, dim=-1)
-            probs = torch.softmax(top, dim=-1, dtype=torch.float32)
-        return probs.to(x.dtype), idx
+    def gated_mlp(self, x, p, v, e, prefix):
+        """MLP with gated_linear_unit over TP: per rank silu(gate_r) * up_r through its fc2, partials summed.
+        `prefix` is the module (mlp. or mlp.shared_experts.); its weights come from EP file e."""
+        out = 0
+        for t in range(self.c.tp):
+            gate, up = torch.chunk(F.linear(x, self.w(t, p, e, v, prefix + "linear_fc1.weight")), 2, dim=-1)
+            out = out + F.linear(F.silu(gate) * up, self.w(t, p, e, v, prefix + "linear_fc2.weight"))
+        return out
 
-    def expert_loaders(self, t, p, ep, v, prefix, impl):
-        """Per local expert j, a function loading (fc1, fc2) of rank file (t, p, ep) as callables on activations.
-        Each expert is read when it runs, so one expert's shard is in memory at a time."""
-        x = prefix + "mlp.experts."
-        el, h = self.c.local_experts, self.c.hidden
-
-        def grouped(j):
-            # GroupedMLP memory: weight1 = [El, H, 2Y] (each fc1 transposed), weight2 = [El, Y, H]; x @ w, no transpose
-            w1 = self.c.lazy(t, p, ep, v, x + "weight1").block(j, el).to(device=self.device, dtype=self.dtype).reshape(h, -1)
-            w2 = self.c.lazy(t, p, ep, v, x + "weight2").block(j, el).to(device=self.device, dtype=self.dtype).reshape(-1, h)
-            return (lambda a: a @ w1), (lambda a: a @ w2)
-
-        def linear(j):
-            if impl == "te-grouped":
-                n1, n2 = f"{x}linear_fc1.weight{j}", f"{x}linear_fc2.weight{j}"
-            else:
-                n1, n2 = f"{x}local_experts.{j}.linear_fc1.weight", f"{x}local_experts.{j}.linear_fc2.weight"
-            w1, w2 = self.w(t, p, ep, v, n1), self.w(t, p, ep, v, n2)
-            return (lambda a: F.linear(a, w1)), (lambda a: F.linear(a, w2))
-
-        return [(lambda j=j: grouped(j) if impl == "grouped" else linear(j)) for j in range(el)]
-
-    def experts(self, tokens, probs, idx, p, v, prefix, impl):
+    def layer(self, h, layer, p, v, i, groups, freqs):
         c = self.c
-        out = torch.zeros_like(tokens)
-        for ep in range(c.ep):
-            partial = {}
-            for t in range(c.tp):
-                for j, load in enumerate(self.expert_loaders(t, p, ep, v, prefix, impl)):
-                    rows, slot = torch.where(idx == ep * c.local_experts + j)
-                    if rows.numel() == 0:
-                        continue
-                    fc1, fc2 = load()
-                    gate, up = torch.chunk(fc1(tokens[rows]), 2, dim=-1)
-                    y = fc2(F.silu(gate) * up)
-                    partial[j] = (rows, slot, y if j not in partial else partial[j][2] + y)
-            for rows, slot, y in partial.values():
-                out.index_add_(0, rows, y * probs[rows, slot, None])
-        return out
+        prefix = f"decoder.layers.{i}."
+        spec = self.detect(p, v, prefix)
+        mlp_in = torch.empty_like(h)
+        for e, rows in enumerate(groups):
+            hx = h[:, rows]
+            hx = hx + self.attention(mcore_rms_norm(hx, self.w(0, p, e, v, spec.input_norm), c.eps), p, v, e, prefix, freqs)
+            h[:, rows] = hx
+            mlp_in[:, rows] = mcore_rms_norm(hx, self.w(0, p, e, v, spec.pre_mlp_norm), c.eps)
+        if spec.moe:
+            self.moe_layers += 1
+            return h + self.moe.forward(mlp_in, layer, p, v, prefix, spec.experts_impl, groups)
+        self.dense_layers += 1
+        out = torch.empty_like(h)
+        for e, rows in enumerate(groups):
+            out[:, rows] = self.gated_mlp(mlp_in[:, rows], p, v, e, prefix + "mlp.")
+        return h + out
+
+    def output_weight_name(self, p, v):
+        """output_layer.weight, or with tied embeddings on a single chunk the embedding it shares."""
+        c = self.c
+        if not (c.tied and p == 0 and v == 0):
+            return "output_layer.weight"
+        if c.has(0, p, 0, v, "output_layer.weight"):
+            raise VerifyError("verify.layout", f"{c.rank_dir(0, p, 0)}: output_layer.weight is present, but with tied embeddings (args untie_embeddings_and_output_weights=False) on one pipeline stage Megatron builds none; the strict load rejects it")
+        return "embedding.word_embeddings.weight"
 
     def run(self, ids, keep):
         c = self.c
@@ -186,35 +207,25 @@ class McoreRunner:
         keep("embedding", h.transpose(0, 1))
         freqs = mcore_rotary(s, c.head_dim, c.rotary_base, self.device)
         for layer, (p, v, i) in enumerate(c.chunk_map):
-            prefix = f"decoder.layers.{i}."
-            norm, impl = self.detect(p, v, prefix)
-            mlp_in = torch.empty_like(h)
-            for e, rows in enumerate(groups):
-                hx = h[:, rows]
-                hx = hx + self.attention(mcore_rms_norm(hx, self.w(0, p, e, v, norm), c.eps), p, v, e, prefix, freqs)
-                h[:, rows] = hx
-                mlp_in[:, rows] = mcore_rms_norm(hx, self.w(0, p, e, v, prefix + "pre_mlp_layernorm.weight"), c.eps)
-            tokens = mlp_in.reshape(s * b, c.hidden)
-            probs = torch.empty(s * b, c.topk, device=self.device, dtype=self.dtype)
-            idx = torch.empty(s * b, c.topk, device=self.device, dtype=torch.int64)
-            flat_rows = torch.arange(s * b, device=self.device).view(s, b)
-            for e, rows in enumerate(groups):
-                sel = flat_rows[:, rows].reshape(-1)
-                probs[sel], idx[sel] = self.route(tokens[sel], p, v, e, prefix)
-            counts = torch.bincount(idx.flatten().cpu(), minlength=c.experts)
-            self.unexercised.extend([layer, int(x)] for x in torch.nonzero(counts == 0).flatten())
-            h = h + self.experts(tokens, probs, idx, p, v, prefix, impl).view(s, b, c.hidden)
+            h = self.layer(h, layer, p, v, i, groups, freqs)
             keep(f"layer {layer}", h.transpose(0, 1))
         last_p, last_v = c.pp - 1, c.vp - 1
+        head = self.output_weight_name(last_p, last_v)
         logits = torch.empty(s, b, self.vocab, device=self.device, dtype=torch.float32)
         final = torch.empty_like(h)
         for e, rows in enumerate(groups):
             x = mcore_rms_norm(h[:, rows], self.w(0, last_p, e, last_v, "decoder.final_layernorm.weight"), c.eps)
             final[:, rows] = x
-            parts = [F.linear(x, self.w(t, last_p, e, last_v, "output_layer.weight")) for t in range(c.tp)]
-            full = torch.cat(parts, dim=-1)
+            full = torch.cat([F.linear(x, self.w(t, last_p, e, last_v, head)) for t in range(c.tp)], dim=-1)
             if full.shape[-1] != c.padded_vocab:
-                raise VerifyError("verify.layout", f"output_layer rows over TP ranks = {full.shape[-1]}; args padded_vocab_size={c.padded_vocab}")
+                raise VerifyError("verify.layout", f"{head} rows over TP ranks = {full.shape[-1]}; args padded_vocab_size={c.padded_vocab}")
             logits[:, rows] = full[..., : self.vocab].float()
         keep("final_norm", final.transpose(0, 1))
         return logits.transpose(0, 1)
+
+    def features(self):
+        c = self.c
+        return {
+            "qkvBias": c.qkv_bias, "qkLayernorm": c.qk_layernorm, "sharedExperts": bool(c.shared_ffn),
+            "sharedExpertGate": c.shared_gate, "tiedEmbeddings": c.tied, "denseLayers": self.dense_layers, "moeLayers": self.moe_layers,
+        }
