@@ -7,41 +7,18 @@ import type { TargetOptions } from "../../src/commands/build-plan.js";
 import { ConvertError } from "../../src/errors.js";
 import type { ParallelLayout } from "../../src/model/parallel-layout.js";
 import { verifyExact } from "../../src/commands/verify.js";
+import { expectOracleAgrees } from "../support/oracle.js";
 import { runPythonScript } from "../support/python.js";
 import { FIXTURE } from "../support/run-cli.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
 import { targetOf } from "../support/targets.js";
 
-const ORACLE = join(REPO, "test", "support", "reference_mcore.py");
-
-function oracleArgs(t: TargetOptions): string[] {
-  const l = t.layout;
-  const args = ["--tp", String(l.tp), "--pp", String(l.pp), "--ep", String(l.ep), "--spec", t.spec, "--experts", t.experts];
-  if (l.vpp > 1) {
-    args.push("--vpp", String(l.vpp));
-  }
-  if (l.ppFirstLayers !== undefined) {
-    args.push("--pp-first-layers", String(l.ppFirstLayers));
-  }
-  if (l.ppLastLayers !== undefined) {
-    args.push("--pp-last-layers", String(l.ppLastLayers));
-  }
-  if (t.dtype !== undefined) {
-    args.push("--dtype", { BF16: "bf16", F16: "fp16", F32: "fp32" }[t.dtype as "BF16"] ?? "keep");
-  }
-  return args;
-}
-
 /** Converts the fixture, then checks with the independent torch oracle and with verify exact. */
 async function convertAndCheck(target: TargetOptions, hf = FIXTURE): Promise<string> {
   const out = join(await makeTempDir(), "mcore");
   await hf2mcore({ ...target, hf, out, jobs: 2 });
-  const oracle = runPythonScript(ORACLE, [hf, out, ...oracleArgs(target)]);
-  const verdict = JSON.parse(oracle.stdout || "{}") as { ok?: boolean; problems?: string[]; tensors_checked?: number };
-  expect(verdict.problems ?? [oracle.stderr]).toEqual([]);
-  expect(verdict.ok).toBe(true);
-  expect(verdict.tensors_checked ?? 0).toBeGreaterThan(0);
+  expectOracleAgrees(hf, out, target);
   const report = await verifyExact({ hf, mcore: out, jobs: 2 });
   expect(report.differences).toEqual([]);
   expect(report.ok).toBe(true);

@@ -10,12 +10,12 @@ import type { TargetOptions } from "../../src/commands/build-plan.js";
 import { ConvertError } from "../../src/errors.js";
 import { hfTensorsOf } from "../../src/mapping/synthesize.js";
 import { compareHfFolders } from "../../src/verify/compare-hf.js";
+import { expectOracleAgrees } from "../support/oracle.js";
 import { runPythonScript } from "../support/python.js";
 import { targetOf } from "../support/targets.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
 
-const ORACLE = join(REPO, "test", "support", "reference_mcore.py");
 const fixture = (name: string): string => join(REPO, "fixtures", `tiny-${name}`);
 
 interface ModelCase {
@@ -48,12 +48,6 @@ const MODELS: readonly ModelCase[] = [
   { name: "qwen2-moe", table: "qwen2-moe", layouts: MOE_LAYOUTS, reshard: [targetOf({ tp: 2, ep: 2 }), targetOf({ tp: 1, pp: 2, ep: 4 }, "local", "grouped")] },
   { name: "qwen3-moe", table: "qwen3-moe", layouts: MOE_LAYOUTS, reshard: [targetOf({ tp: 4, ep: 8 }, "te", "te-grouped"), targetOf({ pp: 2, ep: 2 }, "local")] },
 ];
-
-function oracleArgs(t: TargetOptions): string[] {
-  const l = t.layout;
-  const args = ["--tp", String(l.tp), "--pp", String(l.pp), "--ep", String(l.ep), "--spec", t.spec, "--experts", t.experts];
-  return l.vpp > 1 ? [...args, "--vpp", String(l.vpp)] : args;
-}
 
 async function convert(hf: string, target: TargetOptions): Promise<string> {
   const out = join(await makeTempDir(), "mcore");
@@ -105,11 +99,7 @@ for (const model of MODELS) {
     for (const target of model.layouts) {
       it(`hf2mcore ${label(target)} matches the independent torch oracle and verify exact`, async () => {
         const out = await convert(hf, target);
-        const oracle = runPythonScript(ORACLE, [hf, out, ...oracleArgs(target)]);
-        const verdict = JSON.parse(oracle.stdout || "{}") as { ok?: boolean; problems?: string[]; tensors_checked?: number };
-        expect(verdict.problems ?? [oracle.stderr]).toEqual([]);
-        expect(verdict.ok).toBe(true);
-        expect(verdict.tensors_checked ?? 0).toBeGreaterThan(0);
+        expectOracleAgrees(hf, out, target);
         const report = await verifyExact({ hf, mcore: out, jobs: 2 });
         expect(report.differences).toEqual([]);
         expect(report.ok).toBe(true);

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { vi } from "vitest";
@@ -7,6 +6,7 @@ import { FIXTURE } from "../support/run-cli.js";
 import { startHubServer, type HubRepoSpec, type HubServer } from "../support/hub-server.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
+import { spawnCollect } from "../support/spawn.js";
 
 export const REPO_ID = "acme/tiny-mixtral";
 export const SHARDS = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"] as const;
@@ -46,15 +46,7 @@ export async function headerBytes(file: string): Promise<number> {
 
 /** The built CLI (bin -> dist), spawned without blocking the event loop: the Hub server runs in this process. */
 export function runCliAsync(args: readonly string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO, "bin", "megatron-convert.js"), ...args], { cwd: REPO, env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return spawnCollect(process.execPath, [join(REPO, "bin", "megatron-convert.js"), ...args], { cwd: REPO, env: { ...process.env, ...env } });
 }
 
 /** The environment a CLI run needs to use the loopback Hub and the temp cache (and no token of the user's). */

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { cp } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -8,6 +7,7 @@ import { runCliAsync } from "../hf/hub-support.js";
 import { pythonWithTorch } from "../support/python.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
+import { spawnCollect } from "../support/spawn.js";
 
 const PYTHON_DIR = join(REPO, "src", "verify", "python");
 /** A per-token float64 numpy decoder written from transformers' semantics (every supported family). */
@@ -154,16 +154,9 @@ const MODELS: readonly ModelCase[] = [
 ];
 
 
-function runPythonAsync(args: readonly string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(pythonWithTorch(), args);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
+async function runPythonAsync(args: readonly string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await spawnCollect(pythonWithTorch(), args);
+  return { status: code, stdout, stderr };
 }
 
 async function convertAll(hf: string, dir: string, layouts: readonly Layout[]): Promise<string[]> {
