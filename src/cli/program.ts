@@ -10,6 +10,8 @@ import { PACKAGE_VERSION } from "../package-root.js";
 
 export const DEFAULT_JOBS = Math.max(1, Math.min(8, availableParallelism()));
 
+const MODEL_HELP = "the mapping table (mixtral, qwen2-moe, qwen3-moe, llama, mistral) when the checkpoint has no megatron-convert.json and no --hf-config is given";
+
 const WORKER_HELP =
   "write only worker I's share of the rank files (0 <= I < N), for N processes writing one output on a shared filesystem; " +
   "the last to finish checks completeness and publishes the checkpoint. auto: from a Slurm array or a Kubernetes indexed Job (auto/N)";
@@ -57,6 +59,7 @@ export function buildProgram(): Command {
     .argument("<out-dir>", "output folder (must not exist, or be empty)")
     .option("--hf-config <path>", "the model's HF config.json, folder or repo id org/name[@rev]: true vocab size, config fields, tokenizer files to copy")
     .option("--vocab-size <n>", "true (unpadded) vocab size, when there is no --hf-config or manifest", positiveInt("--vocab-size"))
+    .option("--model <table>", MODEL_HELP)
     .addOption(new Option("--iteration <n>", 'read this iteration instead of the tracker\'s: "release" or a number').argParser(iteration))
     .addOption(new Option("--max-shard-size <size>", "largest safetensors shard, e.g. 5GB, 500MB").argParser(byteSize).default(5_000_000_000, "5GB"))
     .addOption(new Option("--dtype <dtype>", "output dtype: keep, bf16, fp16, fp32").argParser(outputDtype).default("keep"))
@@ -80,6 +83,7 @@ export function buildProgram(): Command {
   )
     .option("--hf-config <path>", "the model's HF config.json, folder or repo id org/name[@rev] (for the true vocab size when the source has no manifest)")
     .option("--vocab-size <n>", "true (unpadded) vocab size", positiveInt("--vocab-size"))
+    .option("--model <table>", MODEL_HELP)
     .addOption(new Option("--source-iteration <n>", "read this iteration of the source").argParser(iteration))
     .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
     .option("--dry-run", "print the plan, write nothing")

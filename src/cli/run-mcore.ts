@@ -11,6 +11,7 @@ import type { Dtype } from "../model/tensor.js";
 
 export interface McoreFlags {
   hfConfig?: string;
+  model?: string;
   vocabSize?: number;
   iteration?: number | "release";
   tp?: number;
@@ -36,6 +37,7 @@ export async function runMcore2Hf(
       iteration: flags.iteration,
       hfConfig,
       vocabSize: flags.vocabSize,
+      model: flags.model,
       layout: { tp: flags.tp, pp: flags.pp, ep: flags.ep, ...(flags.tp === undefined ? {} : { etp: flags.tp }) },
       spec: flags.spec,
       experts: flags.experts,
@@ -74,7 +76,7 @@ export async function runReshard(
       dryRun: flags.dryRun === true,
       force: flags.force === true,
       checkFinite: flags.checkFinite === true,
-      source: { iteration: flags.sourceIteration, hfConfig, vocabSize: flags.vocabSize },
+      source: { iteration: flags.sourceIteration, hfConfig, vocabSize: flags.vocabSize, model: flags.model },
       onProgress: progress.listener,
       worker: flags.worker,
     });

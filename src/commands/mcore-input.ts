@@ -26,6 +26,8 @@ export interface McoreInputOptions {
   /** HF config.json (or its folder) for the true vocab size, architecture and HF config fields. */
   readonly hfConfig?: string | undefined;
   readonly vocabSize?: number | undefined;
+  /** The mapping table by name (`--model qwen3-moe`), for a checkpoint with no manifest and no HF config. */
+  readonly model?: string | undefined;
   readonly layout?: Partial<ParallelLayout> | undefined;
   readonly spec?: LayerSpec | undefined;
   readonly experts?: ExpertImpl | undefined;
@@ -63,7 +65,7 @@ export async function openMcoreModel(dir: string, options: McoreInputOptions): P
     const detected = applyOverrides(detectTarget(first.root, join(folder.iterationDir, firstDir, RANK_FILE)), options);
     const manifest = await readJson(join(dir, MANIFEST_FILE));
     const hfConfig = options.hfConfig === undefined ? undefined : await readHfConfig(options.hfConfig);
-    const table = await chooseTable(hfConfig, manifest, options.hfConfig ?? dir);
+    const table = await chooseTable(options.model, hfConfig, manifest, options.hfConfig ?? dir);
     const dims = buildMcoreDims(detected, hfConfig, table, manifest, options.vocabSize, folder.iterationDir);
     const dtype = detected.dtype ?? dims.dtype;
     const hfTensors = hfTensorsOf(table, dims, dtype);
@@ -142,15 +144,34 @@ function checkAgainstPlan(
   return tensors;
 }
 
-async function chooseTable(hfConfig: Record<string, unknown> | undefined, manifest: Record<string, unknown> | undefined, where: string): Promise<MappingTable> {
+/** --model, else the HF config's architecture, else the manifest megatron-convert wrote. */
+async function chooseTable(
+  model: string | undefined,
+  hfConfig: Record<string, unknown> | undefined,
+  manifest: Record<string, unknown> | undefined,
+  where: string,
+): Promise<MappingTable> {
   const tables = await loadTables();
+  const names = tables.map((t) => t.name).join(", ");
+  if (model !== undefined) {
+    const named = tables.find((t) => t.name === model);
+    if (named === undefined) {
+      throw new MegatronCheckpointError(where, [`--model ${model}: no such mapping table; known: ${names}`]);
+    }
+    if (hfConfig !== undefined && selectTable(tables, hfConfig, where) !== named) {
+      throw new MegatronCheckpointError(where, [`--model ${model} disagrees with the HF config's architectures (${selectTable(tables, hfConfig, where).name})`]);
+    }
+    return named;
+  }
   if (hfConfig !== undefined) {
     return selectTable(tables, hfConfig, where);
   }
   const name = (manifest?.["source"] as Record<string, unknown> | undefined)?.["table"];
   const byName = tables.find((t) => t.name === name) ?? (tables.length === 1 ? tables[0] : undefined);
   if (byName === undefined) {
-    throw new MegatronCheckpointError(where, ["cannot tell which model this is; pass --hf-config with the model's config.json"]);
+    throw new MegatronCheckpointError(where, [
+      `cannot tell which model this is (no megatron-convert.json beside it): pass --model <${names.replaceAll(", ", "|")}> or --hf-config with the model's config.json`,
+    ]);
   }
   return byName;
 }

@@ -1,4 +1,4 @@
-import { cp, readdir, readFile, writeFile } from "node:fs/promises";
+import { cp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { hf2mcore } from "../../src/commands/convert.js";
@@ -131,6 +131,23 @@ for (const model of MODELS) {
     });
   });
 }
+
+describe("a Megatron checkpoint without megatron-convert.json (one Megatron trained)", () => {
+  it("mcore2hf needs --model (or --hf-config); with it the round trip is bit-exact; the wrong table is refused", async () => {
+    const hf = fixture("qwen3-moe");
+    const mcore = await convert(hf, targetOf({ tp: 2, ep: 2 }));
+    await rm(join(mcore, "megatron-convert.json"));
+    const back = join(await makeTempDir(), "hf");
+    const unknown = await errorOf(() => mcore2hf({ mcore, out: back, maxShardBytes: 1e9, vocabSize: 250 }));
+    expect(unknown.message).toContain("pass --model <llama|mistral|mixtral|qwen2-moe|qwen3-moe>");
+    await mcore2hf({ mcore, out: back, maxShardBytes: 1e9, vocabSize: 250, model: "qwen3-moe" });
+    expect((await compareHfFolders(hf, back)).differences).toEqual([]);
+    const wrong = await errorOf(() => mcore2hf({ mcore, out: join(back, "..", "wrong"), maxShardBytes: 1e9, vocabSize: 250, model: "mixtral" }));
+    expect(wrong.message).toContain("unexpected tensor model/decoder.layers.0.self_attention.q_layernorm.weight");
+    const typo = await errorOf(() => mcore2hf({ mcore, out: join(back, "..", "typo"), maxShardBytes: 1e9, vocabSize: 250, model: "qwen3" }));
+    expect(typo.message).toContain("--model qwen3: no such mapping table");
+  });
+});
 
 async function configVariant(name: string, change: (c: Record<string, unknown>) => void): Promise<string> {
   const dir = join(await makeTempDir(), name);
