@@ -1,11 +1,24 @@
 import { locateElement } from "./locate.js";
-import { tensorBytes, type BandPool } from "../engine/tensor-stream.js";
+import { prefetch } from "../engine/prefetch.js";
+import { BandPool, tensorBytes } from "../engine/tensor-stream.js";
 import type { SourceSpace } from "../engine/source-space.js";
 import type { ByteSource } from "../formats/io/byte-source.js";
 import { readTensorBytes } from "../formats/torch/checkpoint-reader.js";
 import type { TensorRef } from "../formats/torch/pickle/values.js";
 import type { PlannedTensor } from "../mapping/plan.js";
-import { dtypeBytes, formatShape } from "../model/tensor.js";
+import { byteLengthOf, dtypeBytes, formatShape } from "../model/tensor.js";
+
+/** Buffers for one file's comparisons: the expected side's band ring and the stored side's. */
+export interface ComparePools {
+  readonly expected: BandPool;
+  readonly stored: Uint8Array[];
+}
+
+/**
+ * The stored side is read in pieces larger than the expected side's bands: a positional read
+ * costs tens of microseconds of thread-pool round trip, and the stored bytes need no assembly.
+ */
+const STORED_CHUNK_BYTES = 1 << 20;
 
 /** Compares one stored tensor against its plan; returns the first problem found, if any. */
 export async function compareTensor(
@@ -13,7 +26,7 @@ export async function compareTensor(
   actual: TensorRef,
   planned: PlannedTensor,
   space: SourceSpace,
-  pool?: BandPool,
+  pools: ComparePools = { expected: new BandPool(), stored: [] },
 ): Promise<{ message?: string; bytes: number }> {
   if (actual.dtype !== planned.dtype) {
     return { message: `dtype ${actual.dtype}; expected ${planned.dtype}`, bytes: 0 };
@@ -23,28 +36,58 @@ export async function compareTensor(
   }
   const itemSize = dtypeBytes(planned.dtype);
   const contiguous = actual.isContiguous ? actual.contiguousRange() : undefined;
-  const whole = contiguous === undefined ? await readTensorBytes(source, actual) : undefined;
+  const stored =
+    contiguous === undefined
+      ? wholeOf(await readTensorBytes(source, actual))
+      : prefetch(storedChunks(source, contiguous.offset, contiguous.length, pools.stored), 1);
+  let held: Uint8Array = new Uint8Array(0);
+  let heldAt = 0;
   let position = 0;
-  let scratch = new Uint8Array(0);
-  for await (const chunk of tensorBytes(planned, space, pool === undefined ? {} : { pool })) {
-    if (whole === undefined && scratch.byteLength < chunk.byteLength) {
-      scratch = new Uint8Array(chunk.byteLength);
+  try {
+    for await (const chunk of tensorBytes(planned, space, { pool: pools.expected })) {
+      for (let done = 0; done < chunk.byteLength; ) {
+        if (heldAt >= held.byteLength) {
+          const next = await stored.next();
+          if (next.done === true) {
+            return { message: `stored bytes end at byte ${position + done}; expected ${byteLengthOf(planned)}`, bytes: position + done };
+          }
+          held = next.value;
+          heldAt = 0;
+        }
+        const n = Math.min(chunk.byteLength - done, held.byteLength - heldAt);
+        const at = firstDifference(chunk.subarray(done, done + n), held.subarray(heldAt, heldAt + n));
+        if (at >= 0) {
+          const element = Math.floor((position + done + at) / itemSize);
+          return {
+            message: `bytes differ from element ${element} on (row ${Math.floor(element / planned.view.cols)}, col ${element % planned.view.cols}); that element comes from ${locateElement(element, planned.view, planned.segments)}`,
+            bytes: position + done + at,
+          };
+        }
+        done += n;
+        heldAt += n;
+      }
+      position += chunk.byteLength;
     }
-    const stored =
-      whole !== undefined
-        ? whole.subarray(position, position + chunk.byteLength)
-        : await readStored(source, (contiguous?.offset ?? 0) + position, scratch.subarray(0, chunk.byteLength));
-    const at = firstDifference(chunk, stored);
-    if (at >= 0) {
-      const element = Math.floor((position + at) / itemSize);
-      return {
-        message: `bytes differ from element ${element} on (row ${Math.floor(element / planned.view.cols)}, col ${element % planned.view.cols}); that element comes from ${locateElement(element, planned.view, planned.segments)}`,
-        bytes: position + at,
-      };
-    }
-    position += chunk.byteLength;
+  } finally {
+    await stored.return(undefined);
   }
   return { bytes: position };
+}
+
+async function* wholeOf(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+/**
+ * The stored tensor's bytes in chunks of at most STORED_CHUNK_BYTES, through a ring of two
+ * buffers: the one being compared and the one read ahead.
+ */
+async function* storedChunks(source: ByteSource, offset: number, length: number, ring: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  for (let at = 0, turn = 0; at < length; at += STORED_CHUNK_BYTES, turn ^= 1) {
+    const n = Math.min(STORED_CHUNK_BYTES, length - at);
+    ring[turn] ??= new Uint8Array(STORED_CHUNK_BYTES);
+    yield await readStored(source, offset + at, (ring[turn] as Uint8Array).subarray(0, n));
+  }
 }
 
 async function readStored(source: ByteSource, offset: number, into: Uint8Array): Promise<Uint8Array> {

@@ -1,4 +1,4 @@
-import { compareTensor } from "./compare-tensor.js";
+import { compareTensor, type ComparePools } from "./compare-tensor.js";
 import type { Difference } from "./report.js";
 import { runPool } from "../engine/pool.js";
 import type { SourceSpace } from "../engine/source-space.js";
@@ -63,14 +63,14 @@ async function checkRankFile(
       return;
     }
     const chunks = new Map(modelChunks(root));
-    const pool = new BandPool();
+    const pools: ComparePools = { expected: new BandPool(), stored: [] };
     for (const model of plan.models) {
       const actual = chunks.get(model.key);
       if (actual === undefined) {
         differences.push({ file: label, key: model.key, hfTensors: [], problem: `no "${model.key}" entry` });
         continue;
       }
-      await checkModel(source, label, model, actual, space, pool, differences, counts);
+      await checkModel(source, label, model, actual, space, pools, differences, counts);
     }
   } finally {
     await source.close();
@@ -83,7 +83,7 @@ async function checkModel(
   model: PlannedModel,
   actual: PyDict,
   space: SourceSpace,
-  pool: BandPool,
+  pools: ComparePools,
   differences: Difference[],
   counts: { tensors: number; bytes: number },
 ): Promise<void> {
@@ -108,7 +108,7 @@ async function checkModel(
       differences.push({ file: label, key, hfTensors, problem: "expected a tensor" });
       continue;
     }
-    const problem = await compareTensor(source, value, entry, space, pool);
+    const problem = await compareTensor(source, value, entry, space, pools);
     counts.tensors++;
     counts.bytes += problem.bytes;
     if (problem.message !== undefined) {
