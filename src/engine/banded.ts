@@ -17,6 +17,8 @@ export async function* bandedBytes(
 ): AsyncGenerator<Uint8Array> {
   const rowBytes = view.cols * itemSize;
   const bandRows = Math.max(1, Math.floor(bandBytes / Math.max(1, rowBytes)));
+  // every piece of a band is read into this one buffer before it is copied into place
+  const scratch = new Uint8Array(Math.min(bandRows, view.rows) * rowBytes);
   for (let r0 = 0; r0 < view.rows; r0 += bandRows) {
     const rows = Math.min(bandRows, view.rows - r0);
     const size = rows * rowBytes;
@@ -25,7 +27,7 @@ export async function* bandedBytes(
       const a = Math.max(r0, seg.dst.row);
       const b = Math.min(r0 + rows, seg.dst.row + seg.dst.rows);
       if (a < b) {
-        await place(out, r0, a, b, seg, view, itemSize, space);
+        await place(out, r0, a, b, seg, view, itemSize, space, scratch);
       }
     }
     yield out;
@@ -33,7 +35,17 @@ export async function* bandedBytes(
 }
 
 /** Copies dst rows [a, b) of one segment into the band that starts at row r0. */
-async function place(out: Uint8Array, r0: number, a: number, b: number, seg: Segment, view: MatrixView, itemSize: number, space: SourceSpace): Promise<void> {
+async function place(
+  out: Uint8Array,
+  r0: number,
+  a: number,
+  b: number,
+  seg: Segment,
+  view: MatrixView,
+  itemSize: number,
+  space: SourceSpace,
+  scratch: Uint8Array,
+): Promise<void> {
   const pieceRow = seg.dst.cols * itemSize;
   const put = (bytes: Uint8Array, srcRow: number, dstRow: number) => {
     out.set(bytes.subarray(srcRow * pieceRow, (srcRow + 1) * pieceRow), ((dstRow - r0) * view.cols + seg.dst.col) * itemSize);
@@ -46,7 +58,7 @@ async function place(out: Uint8Array, r0: number, a: number, b: number, seg: Seg
     return;
   }
   const rect: Rect = { row: seg.src.row + (a - seg.dst.row), col: seg.src.col, rows: b - a, cols: seg.src.cols };
-  const bytes = await space.readRect(seg.source, rect);
+  const bytes = await space.readRect(seg.source, rect, scratch);
   for (let d = a; d < b; d++) {
     put(bytes, d - a, d);
   }
