@@ -1,7 +1,7 @@
-import { link, mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { checkOutput, isStopping, replaceOutput, stagingDirOf, syncDir, syncTree } from "./atomic-dir.js";
-import { acquireLock } from "./output-lock.js";
+import { acquireLock, OutputLockedError, type Lock } from "./output-lock.js";
 import { formatShare, type WorkerShare } from "./worker-split.js";
 import { ConvertError } from "../errors.js";
 
@@ -42,7 +42,6 @@ export interface SharedWrite {
 }
 
 const STAMP = ".workers.json";
-const FINALIZING = ".finalizing";
 const PARTIAL = /\.partial-[0-9]+$/;
 
 const doneMarker = (share: WorkerShare): string => `.worker-${share.index}-of-${share.count}.done`;
@@ -67,11 +66,10 @@ export async function writeSharedCheckpoint(w: SharedWrite): Promise<ShareOutcom
     await writeFile(join(staging, doneMarker(w.share)), JSON.stringify({ fingerprint: w.fingerprint, worker: formatShare(w.share) }));
     await syncDir(staging);
     const done = await markersDone(staging, w.share.count);
-    if (done < w.share.count || !(await takeFinalizing(staging))) {
+    if (done < w.share.count) {
       return { published: false, workersDone: done };
     }
-    await finalize(staging, w);
-    return { published: true, workersDone: done };
+    return { published: await finalizeOnce(staging, w), workersDone: done };
   } finally {
     await lock.release();
   }
@@ -114,18 +112,37 @@ async function markersDone(staging: string, count: number): Promise<number> {
   return done;
 }
 
-/** Exactly one worker wins the right to publish, even when several finish at once. */
-async function takeFinalizing(staging: string): Promise<boolean> {
+/**
+ * Exactly one worker publishes, even when several finish at once: the others find the finalize
+ * lock held (or, later, the staging folder already moved into place). A lock left by a worker
+ * that died while publishing is taken over, so rerunning any worker finishes the job.
+ */
+async function finalizeOnce(staging: string, w: SharedWrite): Promise<boolean> {
+  let lock: Lock;
   try {
-    const handle = await open(join(staging, FINALIZING), "wx");
-    await handle.close();
-    return true;
+    lock = await acquireLock(`${w.out}.finalize`);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") {
+    if (error instanceof OutputLockedError) {
       return false;
     }
     throw error;
   }
+  try {
+    if (!(await exists(join(staging, STAMP)))) {
+      return false;
+    }
+    await finalize(staging, w);
+    return true;
+  } finally {
+    await lock.release();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function finalize(staging: string, w: SharedWrite): Promise<void> {
@@ -133,7 +150,6 @@ async function finalize(staging: string, w: SharedWrite): Promise<void> {
   await listFiles(staging, "", present);
   const missing = w.expected.filter((p) => !present.has(p));
   if (missing.length > 0) {
-    await rm(join(staging, FINALIZING), { force: true });
     throw new WorkerIncompleteError(staging, missing);
   }
   await w.finish(staging);

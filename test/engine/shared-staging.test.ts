@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { stagingDirOf } from "../../src/engine/atomic-dir.js";
+import { lockFileOf } from "../../src/engine/output-lock.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
@@ -69,6 +70,16 @@ describe("--worker I/N: N processes write one checkpoint", () => {
     const last = await worker(["hf2mcore", FIXTURE, out, ...LAYOUT, "--worker", "1/3"]);
     expect(last.out).toContain("3 of 3 workers done; checked every rank file is there and published");
     expect(runCli(["verify", FIXTURE, out]).code).toBe(0);
+  });
+
+  it("a worker that died while publishing leaves a lock the next worker run takes over", async () => {
+    const out = join(await makeTempDir(), "split");
+    expect((await worker(["hf2mcore", FIXTURE, out, ...LAYOUT, "--worker", "0/2"])).code).toBe(0);
+    await writeFile(lockFileOf(`${out}.finalize`), "2147483646");
+    const last = await worker(["hf2mcore", FIXTURE, out, ...LAYOUT, "--worker", "1/2"]);
+    expect(last.out).toContain("published");
+    expect(runCli(["verify", FIXTURE, out]).code).toBe(0);
+    expect(existsSync(lockFileOf(`${out}.finalize`))).toBe(false);
   });
 
   it("workers started with other options or another count are refused; reshard splits the same way", async () => {
