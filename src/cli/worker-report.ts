@@ -4,9 +4,10 @@ import type { WriteOutcome } from "../engine/write-megatron.js";
 /** What a worker of a split run says: its share is written, and whether it published the checkpoint. */
 export function workerLine(out: string, share: WorkerShare, outcome: WriteOutcome, seconds: number): string {
   const head = `worker ${formatShare(share)}: wrote its share in ${seconds.toFixed(2)} s; ${outcome.workersDone} of ${share.count} workers done`;
-  return outcome.published
-    ? `${head}; checked every rank file is there and published ${out}`
-    : `${head}; the last worker to finish publishes ${out}`;
+  if (outcome.published) {
+    return `${head}; checked every rank file is there and published ${out}`;
+  }
+  return outcome.publishing === undefined ? `${head}; the last worker to finish publishes ${out}` : `${head}; publishing: ${outcome.publishing}`;
 }
 
 export function workerJson(share: WorkerShare | undefined, outcome: WriteOutcome | undefined): Record<string, unknown> {

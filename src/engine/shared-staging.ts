@@ -24,6 +24,8 @@ export interface ShareOutcome {
   /** This worker found every share done and moved the checkpoint into place. */
   readonly published: boolean;
   readonly workersDone: number;
+  /** Every worker is done but another holds the publish lock: who, and what to do if it is gone. */
+  readonly publishing?: string;
 }
 
 export interface SharedWrite {
@@ -69,7 +71,8 @@ export async function writeSharedCheckpoint(w: SharedWrite): Promise<ShareOutcom
     if (done < w.share.count) {
       return { published: false, workersDone: done };
     }
-    return { published: await finalizeOnce(staging, w), workersDone: done };
+    const outcome = await finalizeOnce(staging, w);
+    return { published: outcome === true, workersDone: done, ...(typeof outcome === "string" ? { publishing: outcome } : {}) };
   } finally {
     await lock.release();
   }
@@ -117,13 +120,13 @@ async function markersDone(staging: string, count: number): Promise<number> {
  * lock held (or, later, the staging folder already moved into place). A lock left by a worker
  * that died while publishing is taken over, so rerunning any worker finishes the job.
  */
-async function finalizeOnce(staging: string, w: SharedWrite): Promise<boolean> {
+async function finalizeOnce(staging: string, w: SharedWrite): Promise<boolean | string> {
   let lock: Lock;
   try {
     lock = await acquireLock(`${w.out}.finalize`);
   } catch (error) {
     if (error instanceof OutputLockedError) {
-      return false;
+      return error.message;
     }
     throw error;
   }

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -72,14 +73,21 @@ describe("--worker I/N: N processes write one checkpoint", () => {
     expect(runCli(["verify", FIXTURE, out]).code).toBe(0);
   });
 
-  it("a worker that died while publishing leaves a lock the next worker run takes over", async () => {
+  it("a publish lock of another host is respected and named; one whose local process died is taken over", async () => {
     const out = join(await makeTempDir(), "split");
+    const lock = lockFileOf(`${out}.finalize`);
     expect((await worker(["hf2mcore", FIXTURE, out, ...LAYOUT, "--worker", "0/2"])).code).toBe(0);
-    await writeFile(lockFileOf(`${out}.finalize`), "2147483646");
+    await writeFile(lock, "4242 node-17.cluster");
+    const blocked = await worker(["hf2mcore", FIXTURE, out, ...LAYOUT, "--worker", "1/2"]);
+    expect(blocked.code).toBe(0);
+    expect(blocked.out).toContain("2 of 2 workers done; publishing:");
+    expect(blocked.out).toContain(`a megatron-convert run on node-17.cluster (pid 4242) is writing this output; wait for it, or if it is gone remove ${lock}`);
+    expect(existsSync(out)).toBe(false);
+    await writeFile(lock, `2147483646 ${hostname()}`);
     const last = await worker(["hf2mcore", FIXTURE, out, ...LAYOUT, "--worker", "1/2"]);
     expect(last.out).toContain("published");
     expect(runCli(["verify", FIXTURE, out]).code).toBe(0);
-    expect(existsSync(lockFileOf(`${out}.finalize`))).toBe(false);
+    expect(existsSync(lock)).toBe(false);
   });
 
   it("workers started with other options or another count are refused; reshard splits the same way", async () => {
