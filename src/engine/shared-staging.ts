@@ -1,4 +1,5 @@
 import { link, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { checkOutput, isStopping, replaceOutput, stagingDirOf, syncDir, syncTree } from "./atomic-dir.js";
 import { acquireLock, OutputLockedError, type Lock } from "./output-lock.js";
@@ -82,10 +83,11 @@ export async function writeSharedCheckpoint(w: SharedWrite): Promise<ShareOutcom
 async function claimStaging(staging: string, w: SharedWrite): Promise<void> {
   const stamp = join(staging, STAMP);
   const content = JSON.stringify({ fingerprint: w.fingerprint, workers: w.share.count });
-  const tmp = `${stamp}.partial-${process.pid}`;
+  const tmp = `${stamp}.partial-${hostname()}-${process.pid}`;
   await writeFile(tmp, content);
   try {
     await link(tmp, stamp);
+    await clearStale(staging);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
       throw error;
@@ -103,6 +105,19 @@ async function claimStaging(staging: string, w: SharedWrite): Promise<void> {
   const stale = (await readdir(staging)).filter((n) => !n.startsWith(".") && !w.ours?.(n));
   if (stale.length > 0) {
     throw new WorkerMismatchError(staging, `holds files no worker writes (${stale.slice(0, 3).join(", ")})`);
+  }
+}
+
+/**
+ * The first worker of a run finds the folder as a killed earlier run (single-process or split)
+ * left it: everything in it but the new stamp and other workers' stamp attempts is stale. No
+ * worker of this run writes before it has seen the stamp, so nothing of this run is removed.
+ */
+async function clearStale(staging: string): Promise<void> {
+  for (const name of await readdir(staging)) {
+    if (name !== STAMP && !name.startsWith(`${STAMP}.partial-`)) {
+      await rm(join(staging, name), { recursive: true, force: true });
+    }
   }
 }
 

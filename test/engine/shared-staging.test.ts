@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -88,6 +88,21 @@ describe("--worker I/N: N processes write one checkpoint", () => {
     expect(last.out).toContain("published");
     expect(runCli(["verify", FIXTURE, out]).code).toBe(0);
     expect(existsSync(lock)).toBe(false);
+  });
+
+  it("what a killed earlier run left in the staging folder is cleared, not published", async () => {
+    const out = join(await makeTempDir(), "split");
+    const staging = stagingDirOf(out);
+    await mkdir(join(staging, "release", "mp_rank_07_000"), { recursive: true });
+    await writeFile(join(staging, "release", "mp_rank_07_000", "model_optim_rng.pt"), "stale");
+    await writeFile(join(staging, ".worker-1-of-2.done"), "{}");
+    const first = await worker(["hf2mcore", FIXTURE, out, ...LAYOUT, "--worker", "0/2"]);
+    expect(first.out).toContain("1 of 2 workers done");
+    expect((await worker(["hf2mcore", FIXTURE, out, ...LAYOUT, "--worker", "1/2"])).out).toContain("published");
+    expect((await readdir(join(out, "release"))).sort()).toEqual(
+      ["mp_rank_00_000_000", "mp_rank_00_000_001", "mp_rank_00_001_000", "mp_rank_00_001_001", "mp_rank_01_000_000", "mp_rank_01_000_001", "mp_rank_01_001_000", "mp_rank_01_001_001"],
+    );
+    expect(runCli(["verify", FIXTURE, out]).code).toBe(0);
   });
 
   it("workers started with other options or another count are refused; reshard splits the same way", async () => {
