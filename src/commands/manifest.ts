@@ -1,7 +1,7 @@
 import type { BuiltPlan, TargetOptions } from "./build-plan.js";
 import type { HfModel } from "./hf-input.js";
+import { rankFileBytes } from "../mapping/plan.js";
 import { rankFilePath } from "../megatron/checkpoint-layout.js";
-import { byteLengthOf } from "../model/tensor.js";
 import { PACKAGE_VERSION } from "../package-root.js";
 
 export const MANIFEST_FILE = "megatron-convert.json";
@@ -24,7 +24,7 @@ export function rankFileSummaries(built: BuiltPlan, iteration: TargetOptions["it
       rank: file.rank,
       tensors: tensors.length,
       extraStates: entries.length - tensors.length,
-      bytes: tensors.reduce((sum, t) => sum + (t.kind === "tensor" ? byteLengthOf(t) : 0), 0),
+      bytes: rankFileBytes(file),
     };
   });
 }

@@ -158,8 +158,9 @@ async function chooseTable(
     if (named === undefined) {
       throw new MegatronCheckpointError(where, [`--model ${model}: no such mapping table; known: ${names}`]);
     }
-    if (hfConfig !== undefined && selectTable(tables, hfConfig, where) !== named) {
-      throw new MegatronCheckpointError(where, [`--model ${model} disagrees with the HF config's architectures (${selectTable(tables, hfConfig, where).name})`]);
+    const configured = hfConfig === undefined ? named : selectTable(tables, hfConfig, where);
+    if (configured !== named) {
+      throw new MegatronCheckpointError(where, [`--model ${model} disagrees with the HF config's architectures (${configured.name})`]);
     }
     return named;
   }

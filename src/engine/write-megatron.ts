@@ -14,8 +14,8 @@ import { TensorOut } from "../formats/torch/pickle/values.js";
 import type { ArgValue } from "../megatron/args.js";
 import { rankFilePath, TRACKER_FILE, trackerContent } from "../megatron/checkpoint-layout.js";
 import { rankStateDict, type ModelChunk } from "../megatron/state-dict.js";
-import type { ConversionPlan, PlannedEntry, RankFilePlan } from "../mapping/plan.js";
-import { byteLengthOf, numelOf } from "../model/tensor.js";
+import { rankFileBytes, type ConversionPlan, type PlannedEntry, type RankFilePlan } from "../mapping/plan.js";
+import { numelOf } from "../model/tensor.js";
 
 export interface WriteMegatronOptions {
   readonly out: string;
@@ -49,7 +49,7 @@ export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Pr
   const finite = options.checkFinite === true ? new FiniteScan() : undefined;
   const share = options.worker;
   const files = share === undefined || share.count === 1 ? options.plan.files : filesOf(options.plan, share);
-  onProgress({ kind: "plan", files: files.length, totalBytes: files.reduce((s, f) => s + fileBytes(f), 0) });
+  onProgress({ kind: "plan", files: files.length, totalBytes: files.reduce((s, f) => s + rankFileBytes(f), 0) });
   const writeFiles = async (staging: string, atomicEach: boolean) => {
     await runPool(files, options.jobs, (file) => writeRankFile(options, staging, file, atomicEach, onProgress, finite));
     finite?.throwIfAny(options.out);
@@ -102,12 +102,8 @@ async function writeRankFile(
 
 /** This worker's rank files: the plan's files dealt by size, the same deal in every worker. */
 function filesOf(plan: ConversionPlan, share: WorkerShare): RankFilePlan[] {
-  const deal = dealByBytes(plan.files.map(fileBytes), share.count)[share.index] ?? [];
+  const deal = dealByBytes(plan.files.map(rankFileBytes), share.count)[share.index] ?? [];
   return deal.map((i) => plan.files[i]).filter((f): f is RankFilePlan => f !== undefined);
-}
-
-function fileBytes(file: RankFilePlan): number {
-  return file.models.reduce((s, m) => s + m.entries.reduce((t, e) => t + (e.kind === "tensor" ? byteLengthOf(e) : 0), 0), 0);
 }
 
 /** Workers of one run agree on every file's contents: same layout, keys, shapes, dtypes and args. */

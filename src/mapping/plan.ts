@@ -82,14 +82,22 @@ export function planConversion(
         const entries = modelEntries(placed, chunk, rank, dims, vp, options, profiles);
         return { key: layout.vpp > 1 ? `model${chunk.vpp}` : "model", entries };
       });
-    for (const m of models) {
-      for (const e of m.entries) {
-        totalBytes += e.kind === "tensor" ? byteLengthOf(e) : 0;
-      }
-    }
-    files.push({ rank, models });
+    const file = { rank, models };
+    totalBytes += rankFileBytes(file);
+    files.push(file);
   }
   return { ...options, dims, paddedVocab: vp, files, totalBytes };
+}
+
+/** Tensor bytes of one rank file (`_extra_state` entries hold none). */
+export function rankFileBytes(file: RankFilePlan): number {
+  let bytes = 0;
+  for (const m of file.models) {
+    for (const e of m.entries) {
+      bytes += e.kind === "tensor" ? byteLengthOf(e) : 0;
+    }
+  }
+  return bytes;
 }
 
 function place(binding: Binding, chunks: readonly StageChunk[], dims: ModelDims, layout: ParallelLayout): Placed {
