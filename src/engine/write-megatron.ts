@@ -47,8 +47,8 @@ export function isMegatronOutputName(name: string): boolean {
 export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Promise<WriteOutcome> {
   const onProgress = options.onProgress ?? noProgress;
   const finite = options.checkFinite === true ? new FiniteScan() : undefined;
-  const share = options.worker;
-  const files = share === undefined || share.count === 1 ? options.plan.files : filesOf(options.plan, share);
+  const share = options.worker !== undefined && options.worker.count > 1 ? options.worker : undefined;
+  const files = share === undefined ? options.plan.files : filesOf(options.plan, share);
   onProgress({ kind: "plan", files: files.length, totalBytes: files.reduce((s, f) => s + rankFileBytes(f), 0) });
   const writeFiles = async (staging: string, atomicEach: boolean) => {
     await runPool(files, options.jobs, (file) => writeRankFile(options, staging, file, atomicEach, onProgress, finite));
@@ -60,7 +60,7 @@ export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Pr
     }
     await writeFile(join(staging, TRACKER_FILE), trackerContent(options.iteration));
   };
-  if (share !== undefined && share.count > 1) {
+  if (share !== undefined) {
     return writeSharedCheckpoint({
       out: options.out,
       share,
@@ -113,7 +113,7 @@ function fingerprintOf(options: WriteMegatronOptions): string {
     rank: f.rank,
     models: f.models.map((m) => ({ key: m.key, entries: m.entries.map((e) => (e.kind === "tensor" ? [e.name, e.dtype, e.shape.join("x")] : [e.name])) })),
   }));
-  const args = [...options.args].filter(([key]) => key !== "iteration");
+  const args = [...options.args];
   return createHash("sha256").update(JSON.stringify({ layout: plan.layout, iteration: options.iteration, files, args, extra: [...(options.extraFiles ?? [])] })).digest("hex");
 }
 
