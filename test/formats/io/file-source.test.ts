@@ -1,0 +1,48 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { EndOfFileError } from "../../../src/formats/io/errors.js";
+import { FileSource } from "../../../src/formats/io/file-source.js";
+import { makeTempDir } from "../../support/tmpdir.js";
+
+async function fileOf(bytes: Uint8Array): Promise<string> {
+  const path = join(await makeTempDir(), "data.bin");
+  await writeFile(path, bytes);
+  return path;
+}
+
+const pattern = Uint8Array.from({ length: 3 << 20 }, (_, i) => (i * 7 + (i >> 11)) & 0xff);
+
+describe.each([
+  ["blocking while fast", {}],
+  ["thread pool only", { poolReadsOnly: true }],
+])("FileSource (%s)", (_label, options) => {
+  it("returns exactly the bytes at each offset, into fresh and reused buffers", async () => {
+    const source = await FileSource.open(await fileOf(pattern), options);
+    try {
+      expect(source.size).toBe(pattern.byteLength);
+      const reused = new Uint8Array(1 << 20);
+      for (const [offset, length] of [[0, 1], [4095, 1 << 20], [(3 << 20) - 17, 17], [123_457, 65_537]] as const) {
+        const want = Buffer.from(pattern.subarray(offset, offset + length));
+        expect(want.equals(await source.read(offset, length))).toBe(true);
+        const into = reused.subarray(0, length);
+        await source.readInto(into, offset);
+        expect(want.equals(into)).toBe(true);
+      }
+    } finally {
+      await source.close();
+    }
+  });
+
+  it("names the file when a read runs past its end", async () => {
+    const path = await fileOf(pattern.subarray(0, 100));
+    const source = await FileSource.open(path, options);
+    try {
+      const error = await source.read(90, 20).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(EndOfFileError);
+      expect((error as Error).message).toContain(path);
+    } finally {
+      await source.close();
+    }
+  });
+});
