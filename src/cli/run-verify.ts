@@ -20,7 +20,7 @@ export async function runVerify(hf: string, mcore: string, flags: { report?: str
   } else {
     writeOut(
       `verify exact: ${report.ok ? "OK" : "DIFFERENT"}: ${report.filesChecked} ${secondIsHf ? "safetensors" : "rank"} files, ${report.tensorsChecked} tensors, ` +
-        `${report.bytesCompared} bytes compared in ${report.seconds.toFixed(2)} s`,
+        `${report.bytesCompared} bytes compared in ${report.seconds.toFixed(2)} s${report.threads > 1 ? ` (${report.threads} threads)` : ""}`,
     );
     if (!report.ok) {
       writeOut(table([["file", "key", "problem"], ...report.differences.map((d) => [d.file, d.key, d.problem])]));

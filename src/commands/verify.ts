@@ -8,7 +8,8 @@ import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { RANK_FILE } from "../megatron/checkpoint-layout.js";
 import { openCheckpointFolder } from "../megatron/checkpoint-folder.js";
 import { detectTarget } from "../megatron/detect.js";
-import { checkCheckpoint } from "../verify/exact.js";
+import { checkCheckpoint, inProcessChecker, type RankFileChecker } from "../verify/exact.js";
+import { threadChecker, workerThreadsAvailable } from "../verify/exact-threads.js";
 import { MAX_REPORTED_DIFFERENCES, type ExactReport } from "../verify/report.js";
 
 export interface VerifyExactOptions {
@@ -18,6 +19,11 @@ export interface VerifyExactOptions {
   /** Overrides what the manifest or the rank files' args say. */
   readonly target?: Partial<TargetOptions>;
   readonly jobs: number;
+  /**
+   * Check files in worker threads (default: when more than one job runs and the compiled worker
+   * is there); false checks everything in this thread.
+   */
+  readonly threads?: boolean;
 }
 
 /**
@@ -31,8 +37,18 @@ export async function verifyExact(options: VerifyExactOptions): Promise<ExactRep
   try {
     const folder = await openCheckpointFolder(options.mcore, options.iteration);
     const target = await resolveTarget(options, folder.iterationDir, folder.rankDirs[0] ?? "", folder.iteration);
-    const built = await buildPlan(model, target);
-    const { differences, counts } = await checkCheckpoint(built.plan, folder, model.space, options.jobs);
+    const wanted = Math.min(options.jobs, folder.rankDirs.length);
+    const threads = wanted > 1 && options.threads !== false && workerThreadsAvailable() ? wanted : 1;
+    const checker: RankFileChecker = threads > 1 ? threadChecker(model.dir, threads) : inProcessChecker(model.space);
+    let checked: Awaited<ReturnType<typeof checkCheckpoint>>;
+    let built: Awaited<ReturnType<typeof buildPlan>>;
+    try {
+      built = await buildPlan(model, target);
+      checked = await checkCheckpoint(built.plan, folder, checker, options.jobs);
+    } finally {
+      await checker.close();
+    }
+    const { differences, counts } = checked;
     return {
       schemaVersion: 1,
       mode: "exact",
@@ -43,6 +59,7 @@ export async function verifyExact(options: VerifyExactOptions): Promise<ExactRep
       filesChecked: counts.files,
       tensorsChecked: counts.tensors,
       bytesCompared: counts.bytes,
+      threads,
       differences: differences.slice(0, MAX_REPORTED_DIFFERENCES),
       seconds: (performance.now() - started) / 1000,
     };

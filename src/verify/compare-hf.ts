@@ -40,6 +40,7 @@ export async function compareHfFolders(a: string, b: string): Promise<ExactRepor
         filesChecked: left.files.length + right.files.length,
         tensorsChecked: left.tensors.size,
         bytesCompared: bytes,
+        threads: 1,
         differences: differences.slice(0, MAX_REPORTED_DIFFERENCES),
         seconds: (performance.now() - started) / 1000,
       };

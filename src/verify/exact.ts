@@ -17,15 +17,37 @@ export interface ExactCounts {
   bytes: number;
 }
 
+/** One rank file to check: where it is, how it is named in the report, and what it must hold. */
+export interface RankFileCheck {
+  readonly path: string;
+  readonly label: string;
+  readonly plan: RankFilePlan;
+}
+
+export interface RankFileResult {
+  readonly differences: Difference[];
+  readonly counts: ExactCounts;
+}
+
+/** Checks rank files one at a time, in this thread or in worker threads (exact-threads.ts). */
+export interface RankFileChecker {
+  check(job: RankFileCheck): Promise<RankFileResult>;
+  close(): Promise<void>;
+}
+
+export function inProcessChecker(space: SourceSpace): RankFileChecker {
+  return { check: (job) => checkRankFile(job, space), close: async () => undefined };
+}
+
 /**
  * Checks a checkpoint folder against a plan: the rank-folder set, every file's key set, every
  * tensor's dtype and shape, and every byte of every tensor (replicas and vocab padding included)
- * against the bytes the plan derives from `space`.
+ * against the bytes the plan derives from the HF tensors. `checker` runs up to `jobs` files at once.
  */
 export async function checkCheckpoint(
   plan: ConversionPlan,
   folder: CheckpointFolder,
-  space: SourceSpace,
+  checker: RankFileChecker,
   jobs: number,
 ): Promise<{ differences: Difference[]; counts: ExactCounts }> {
   const differences: Difference[] = [];
@@ -33,34 +55,39 @@ export async function checkCheckpoint(
   for (const dir of folder.rankDirs.filter((d) => !expected.has(d))) {
     differences.push({ file: dir, key: "", hfTensors: [], problem: "unexpected rank folder for this layout" });
   }
-  const counts: ExactCounts = { files: 0, tensors: 0, bytes: 0 };
-  await runPool(plan.files, jobs, async (file) => {
+  const jobsToRun: RankFileCheck[] = [];
+  for (const file of plan.files) {
     const dir = rankDirName(file.rank, plan.layout);
-    if (!folder.rankDirs.includes(dir)) {
+    if (folder.rankDirs.includes(dir)) {
+      jobsToRun.push({ path: rankFileIn(folder, dir), label: `${dir}/${RANK_FILE}`, plan: file });
+    } else {
       differences.push({ file: dir, key: "", hfTensors: [], problem: "missing rank folder" });
-      return;
     }
-    await checkRankFile(rankFileIn(folder, dir), `${dir}/${RANK_FILE}`, file, space, differences, counts);
+  }
+  const counts: ExactCounts = { files: 0, tensors: 0, bytes: 0 };
+  await runPool(jobsToRun, jobs, async (job) => {
+    const result = await checker.check(job);
+    differences.push(...result.differences);
+    counts.files += result.counts.files;
+    counts.tensors += result.counts.tensors;
+    counts.bytes += result.counts.bytes;
   });
   differences.sort((a, b) => a.file.localeCompare(b.file) || a.key.localeCompare(b.key));
   return { differences, counts };
 }
 
-async function checkRankFile(
-  path: string,
-  label: string,
-  plan: RankFilePlan,
-  space: SourceSpace,
-  differences: Difference[],
-  counts: { files: number; tensors: number; bytes: number },
-): Promise<void> {
+/** Checks one rank file against its plan. */
+export async function checkRankFile(job: RankFileCheck, space: SourceSpace): Promise<RankFileResult> {
+  const { path, label, plan } = job;
+  const differences: Difference[] = [];
+  const counts: ExactCounts = { files: 0, tensors: 0, bytes: 0 };
   const source = await FileSource.open(path);
   try {
     const { root } = await readTorchCheckpoint(source);
     counts.files++;
     if (!(root instanceof PyDict)) {
       differences.push({ file: label, key: "", hfTensors: [], problem: "the file does not hold a dict" });
-      return;
+      return { differences, counts };
     }
     const chunks = new Map(modelChunks(root));
     const pools: ComparePools = { expected: new BandPool(), stored: [] };
@@ -75,6 +102,7 @@ async function checkRankFile(
   } finally {
     await source.close();
   }
+  return { differences, counts };
 }
 
 async function checkModel(

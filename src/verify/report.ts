@@ -19,6 +19,8 @@ export interface ExactReport {
   readonly filesChecked: number;
   readonly tensorsChecked: number;
   readonly bytesCompared: number;
+  /** Threads that compared rank files (1: the main thread alone). */
+  readonly threads: number;
   readonly differences: readonly Difference[];
   readonly seconds: number;
 }
