@@ -26,6 +26,7 @@ interface Flags {
   verifyTorchOutput?: boolean;
   failOnMiss?: boolean;
   quiet?: boolean;
+  repeat: number;
 }
 
 const METHOD = {
@@ -34,7 +35,7 @@ const METHOD = {
   wallTime: "from spawning the child process to its exit, Node or Python start-up included",
   cache:
     "warm: the source was just written and copied once (unmeasured warm-up) and stays in the page cache; outputs are fsynced by the tools, the copy baseline and the torch baseline alike",
-  ratio: "(seconds / bytes) of the command divided by (seconds / bytes) of its baseline, the mean of one run before and one after; bytes written for copy-like work, bytes read for verify and the read baseline",
+  ratio: "(seconds / bytes) of the command divided by (seconds / bytes) of its baseline, the mean of one run before and one after; bytes written for copy-like work, bytes read for verify and the read baseline; with --repeat, the round with the median ratio (roundRatios lists every round)",
 };
 
 function parseFlags(argv: readonly string[]): Flags {
@@ -50,6 +51,7 @@ function parseFlags(argv: readonly string[]): Flags {
     .option("--no-torch", "skip the torch baseline and load check")
     .option("--torch-load-check", "torch.load the TP1 rank file (zip64 when over 4 GiB) and compare it with the plan")
     .option("--verify-torch-output", "check the torch baseline's rank files with `verify` (they must equal ours)")
+    .option("--repeat <n>", "run every measurement n times; each command reports its median round", positiveInt("--repeat"), 1)
     .option("--fail-on-miss", "exit 1 when a target is missed")
     .option("--quiet", "no progress lines on stderr")
     .exitOverride();
@@ -85,7 +87,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const root = join(workDir, `model-${size}`);
     const sizeLog = (line: string): void => log(`[${fmtBytes(size)}] ${line}`);
     try {
-      results.push(await runSize(size, d, { root, jobs: flags.jobs, python, torchLoadCheck: flags.torchLoadCheck === true, verifyTorchOutput: flags.verifyTorchOutput === true, keep: flags.keep === true, log: sizeLog }));
+      results.push(await runSize(size, d, { root, jobs: flags.jobs, python, torchLoadCheck: flags.torchLoadCheck === true, verifyTorchOutput: flags.verifyTorchOutput === true, keep: flags.keep === true, repeat: flags.repeat, log: sizeLog }));
     } finally {
       if (flags.keep !== true) {
         await rm(root, { recursive: true, force: true });
@@ -105,7 +107,7 @@ async function main(argv: readonly string[]): Promise<number> {
       platform: `${process.platform}-${process.arch}`,
       loadAverage: { start: loadStart, end: loadavg()[0] ?? 0 },
     },
-    options: { sizes, jobs: flags.jobs ?? null, workDir },
+    options: { sizes, jobs: flags.jobs ?? null, repeat: flags.repeat, workDir },
     method: METHOD,
     python: python ?? null,
     sizes: results,

@@ -13,7 +13,7 @@ export interface BenchResults {
     /** 1-minute load average before and after: other work on the machine skews every number. */
     readonly loadAverage: { readonly start: number; readonly end: number };
   };
-  readonly options: { readonly sizes: readonly number[]; readonly jobs: number | null; readonly workDir: string };
+  readonly options: { readonly sizes: readonly number[]; readonly jobs: number | null; readonly repeat: number; readonly workDir: string };
   readonly method: { readonly peakRss: string; readonly wallTime: string; readonly cache: string; readonly ratio: string };
   readonly python: { readonly python: string; readonly torch: string } | null;
   readonly sizes: readonly SizeResult[];
@@ -57,6 +57,8 @@ export interface Run {
   /** (seconds / bytes) / (baseline seconds / baseline bytes): 1.00 = baseline speed, lower is faster. */
   readonly ratio: number | null;
   readonly ratioTarget: number | null;
+  /** With --repeat: every round's ratio, in round order (this run is the median round). */
+  readonly roundRatios?: readonly number[];
 }
 
 export interface TorchComparison {
@@ -109,4 +111,26 @@ export function baselineOf(samples: readonly Run[]): Baseline {
 export function compared(run: Run, kind: "copy" | "read", baseline: Baseline, target: number): Run {
   const ratio = run.seconds / run.bytes / (baseline.seconds / baseline.bytes);
   return { ...run, baseline: kind, baselineGbPerSecond: baseline.gbPerSecond, ratio, ratioTarget: target };
+}
+
+/**
+ * `rounds[r][i]` is command i in round r; returns, per command, the round with the median ratio
+ * (the lower middle for an even count), carrying every round's ratio; its peakRssBytes is the
+ * highest of any round.
+ */
+export function medianRuns(rounds: readonly (readonly Run[])[]): Run[] {
+  const first = rounds[0] ?? [];
+  if (rounds.length === 1) {
+    return [...first];
+  }
+  return first.map((_, i) => {
+    const runs = rounds.map((r) => r[i] as Run);
+    const sorted = [...runs].sort((a, b) => (a.ratio ?? 0) - (b.ratio ?? 0));
+    const median = sorted[Math.floor((sorted.length - 1) / 2)] as Run;
+    return {
+      ...median,
+      peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes)),
+      roundRatios: runs.map((r) => r.ratio ?? 0),
+    };
+  });
 }

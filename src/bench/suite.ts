@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { measureNode, measurePython } from "./measure.js";
 import { TORCH_BASELINE_PY, TORCH_LOAD_CHECK_PY } from "./python-scripts.js";
-import { baselineOf, compared, runOf, type Baseline, type Run, type SizeResult, type TorchComparison, type TorchLoadCheck } from "./results.js";
+import { baselineOf, compared, medianRuns, runOf, type Baseline, type Run, type SizeResult, type TorchComparison, type TorchLoadCheck } from "./results.js";
 import { largestTensorBytes, writeSyntheticModel, type SyntheticDims } from "./synthetic.js";
 import { treeBytes } from "./tree.js";
 import { PACKAGE_ROOT } from "../package-root.js";
@@ -17,6 +17,8 @@ export interface SuiteOptions {
   readonly torchLoadCheck: boolean;
   readonly verifyTorchOutput: boolean;
   readonly keep: boolean;
+  /** Rounds of the whole sequence (>= 1); each command reports its median round. */
+  readonly repeat: number;
   readonly log: (line: string) => void;
 }
 
@@ -33,6 +35,9 @@ const TP1_FILE = join("release", "mp_rank_00", "model_optim_rng.pt");
  * copy, hf2mcore TP4 EP4, torch baseline, copy, hf2mcore TP1, copy, reshard, copy, mcore2hf,
  * copy; read, verify, read. Each command is compared with the baseline runs right before and
  * after it, so neither side runs first and slow drifts of the disk's speed cancel out.
+ * With `repeat` > 1 that sequence runs again (the torch runs only once) and each command reports
+ * the round with its median ratio: a virtual disk whose write speed swings 3x within minutes
+ * makes a single round's ratio a coin toss.
  */
 export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOptions): Promise<SizeResult> {
   const p = (name: string): string => join(o.root, name);
@@ -52,59 +57,77 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     o.log(`${name}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s`);
     return run;
   };
+  let tag = "";
   const cli = async (name: string, args: string[], out: string | undefined, readTrees: string[] = []): Promise<Run> => {
     const m = await measureNode(name, BIN, args, usage);
     const run = runOf(name, ["megatron-convert", ...args], m, await treeBytes(out === undefined ? readTrees : [out]));
-    o.log(`${name}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s, peak RSS ${fmtBytes(run.peakRssBytes)}`);
+    o.log(`${name}${tag}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s, peak RSS ${fmtBytes(run.peakRssBytes)}`);
     return run;
   };
 
   // Warm-up: reads the source into the page cache and lets the disk settle after generation.
   await io("warm-up copy", ["copy", p("copy"), hf], [hf]);
   await rm(p("copy"), { recursive: true, force: true });
-  const copies: Run[] = [];
-  const copy = async (): Promise<void> => {
-    copies.push(await io(`copy ${copies.length + 1}`, ["copy", p("copy"), hf], [hf]));
-    await rm(p("copy"), { recursive: true, force: true });
-  };
-  await copy();
-  const tp4 = await cli("hf2mcore tp4 ep4", ["hf2mcore", hf, p("tp4ep4"), "--tp", "4", "--ep", "4", "--quiet", ...jobs], p("tp4ep4"));
-  const torch = o.python === undefined ? null : await torchBaseline(o.python.python, hf, p("tp4ep4"), p("torch-tp4ep4"), tp4, o);
-  await done(p("torch-tp4ep4"));
-  await copy();
-  const tp1 = await cli("hf2mcore tp1", ["hf2mcore", hf, p("tp1"), "--tp", "1", "--pp", "1", "--ep", "1", "--quiet", ...jobs], p("tp1"));
-  const loadCheck = o.torchLoadCheck && o.python !== undefined ? await torchLoad(o.python.python, hf, join(p("tp1"), TP1_FILE), o) : null;
-  await done(p("tp1"));
-  await copy();
-  const reshard = await cli("reshard tp4ep4 -> tp2 pp2 ep2", ["reshard", p("tp4ep4"), p("tp2pp2ep2"), "--tp", "2", "--pp", "2", "--ep", "2", "--quiet", ...jobs], p("tp2pp2ep2"));
-  await done(p("tp2pp2ep2"));
-  await copy();
-  const back = await cli("mcore2hf tp4ep4", ["mcore2hf", p("tp4ep4"), p("hf-back"), "--hf-config", hf, "--quiet"], p("hf-back"));
-  await done(p("hf-back"));
-  await copy();
-  const readBefore = await io("read 1", ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
-  const verify = await cli("verify tp4ep4", ["verify", hf, p("tp4ep4"), ...jobs], undefined, [hf, p("tp4ep4")]);
-  const readAfter = await io("read 2", ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
+  const allCopies: Run[] = [];
+  const allReads: Run[] = [];
+  const rounds: Run[][] = [];
+  let torch: TorchComparison | null = null;
+  let loadCheck: TorchLoadCheck | null = null;
+  for (let round = 1; round <= o.repeat; round++) {
+    tag = o.repeat > 1 ? ` (round ${round})` : "";
+    const copies: Run[] = [];
+    const copy = async (): Promise<void> => {
+      copies.push(await io(`copy ${allCopies.length + copies.length + 1}`, ["copy", p("copy"), hf], [hf]));
+      await rm(p("copy"), { recursive: true, force: true });
+    };
+    await rm(p("tp4ep4"), { recursive: true, force: true });
+    await copy();
+    const tp4 = await cli("hf2mcore tp4 ep4", ["hf2mcore", hf, p("tp4ep4"), "--tp", "4", "--ep", "4", "--quiet", ...jobs], p("tp4ep4"));
+    if (round === 1) {
+      torch = o.python === undefined ? null : await torchBaseline(o.python.python, hf, p("tp4ep4"), p("torch-tp4ep4"), tp4, o);
+      await done(p("torch-tp4ep4"));
+    }
+    await copy();
+    await rm(p("tp1"), { recursive: true, force: true });
+    const tp1 = await cli("hf2mcore tp1", ["hf2mcore", hf, p("tp1"), "--tp", "1", "--pp", "1", "--ep", "1", "--quiet", ...jobs], p("tp1"));
+    if (round === 1) {
+      loadCheck = o.torchLoadCheck && o.python !== undefined ? await torchLoad(o.python.python, hf, join(p("tp1"), TP1_FILE), o) : null;
+    }
+    await done(p("tp1"));
+    await copy();
+    await rm(p("tp2pp2ep2"), { recursive: true, force: true });
+    const reshard = await cli("reshard tp4ep4 -> tp2 pp2 ep2", ["reshard", p("tp4ep4"), p("tp2pp2ep2"), "--tp", "2", "--pp", "2", "--ep", "2", "--quiet", ...jobs], p("tp2pp2ep2"));
+    await done(p("tp2pp2ep2"));
+    await copy();
+    await rm(p("hf-back"), { recursive: true, force: true });
+    const back = await cli("mcore2hf tp4ep4", ["mcore2hf", p("tp4ep4"), p("hf-back"), "--hf-config", hf, "--quiet"], p("hf-back"));
+    await done(p("hf-back"));
+    await copy();
+    const readBefore = await io(`read ${allReads.length + 1}`, ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
+    const verify = await cli("verify tp4ep4", ["verify", hf, p("tp4ep4"), ...jobs], undefined, [hf, p("tp4ep4")]);
+    const readAfter = await io(`read ${allReads.length + 2}`, ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
+    // Each command against the mean of the two baseline runs right before and after it.
+    const around = (i: number): Baseline => baselineOf(copies.slice(i, i + 2));
+    rounds.push([
+      compared(tp4, "copy", around(0), RATIO_TARGETS.hf2mcore),
+      compared(tp1, "copy", around(1), RATIO_TARGETS.hf2mcore),
+      compared(reshard, "copy", around(2), RATIO_TARGETS.reshard),
+      compared(back, "copy", around(3), RATIO_TARGETS.mcore2hf),
+      compared(verify, "read", baselineOf([readBefore, readAfter]), RATIO_TARGETS.verify),
+    ]);
+    allCopies.push(...copies);
+    allReads.push(readBefore, readAfter);
+  }
   if (!o.keep) {
     await rm(o.root, { recursive: true, force: true });
   }
-
-  // Each command against the mean of the two baseline runs right before and after it.
-  const around = (i: number): Baseline => baselineOf(copies.slice(i, i + 2));
-  const read = baselineOf([readBefore, readAfter]);
   return {
     requestedBytes: requested,
     model: { ...dims, bytes: generated.bytes, shards: generated.shards, largestTensorBytes: largestTensorBytes(dims) },
     generateSeconds,
     rssLimitBytes: RSS_BASE_BYTES + 2 * largestTensorBytes(dims),
-    baselines: { copy: baselineOf(copies), read },
-    runs: [
-      compared(tp4, "copy", around(0), RATIO_TARGETS.hf2mcore),
-      compared(tp1, "copy", around(1), RATIO_TARGETS.hf2mcore),
-      compared(reshard, "copy", around(2), RATIO_TARGETS.reshard),
-      compared(back, "copy", around(3), RATIO_TARGETS.mcore2hf),
-      compared(verify, "read", read, RATIO_TARGETS.verify),
-    ],
+    baselines: { copy: baselineOf(allCopies), read: baselineOf(allReads) },
+    runs: medianRuns(rounds),
     torch,
     torchLoadCheck: loadCheck,
   };

@@ -72,6 +72,9 @@ export function formatTables(sizes: readonly SizeResult[], checks: readonly Targ
     }
     for (const run of s.runs) {
       lines.push(runRow(run, s.rssLimitBytes));
+      if (run.roundRatios !== undefined) {
+        lines.push(`  rounds: ${run.roundRatios.map((r) => `${r.toFixed(2)}x`).join(" ")} (median shown; peak RSS: highest round)`);
+      }
     }
     if (s.torch !== null) {
       lines.push(runRow(s.torch.run, undefined));

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { BenchResults, Run } from "../../src/bench/results.js";
+import { medianRuns, type BenchResults, type Run } from "../../src/bench/results.js";
 import { chooseDims, largestTensorBytes, modelBytes, tensorSpecs } from "../../src/bench/synthetic.js";
 import { pythonWithTorch } from "../support/python.js";
 import { REPO } from "../support/tiny-model.js";
@@ -124,5 +124,45 @@ describe("npm run bench (tiny, not timed)", () => {
       expect(typeof t.met).toBe("boolean");
       expect(["<=", ">="]).toContain(t.compare);
     }
+  });
+});
+
+describe("bench --repeat", () => {
+  const run = (name: string, ratio: number, peakRssBytes: number): Run => ({
+    name, argv: [name], seconds: ratio, bytes: 1, gbPerSecond: 1 / ratio, peakRssBytes, userSeconds: 0, systemSeconds: 0,
+    baseline: "copy", baselineGbPerSecond: 1, ratio, ratioTarget: 1.15,
+  });
+
+  it("reports each command's median round, every round's ratio and the highest peak RSS", () => {
+    const rounds = [
+      [run("a", 1.4, 10), run("b", 0.9, 50)],
+      [run("a", 1.0, 30), run("b", 2.0, 40)],
+      [run("a", 1.1, 20), run("b", 1.0, 60)],
+    ];
+    const [a, b] = medianRuns(rounds);
+    expect([a?.ratio, a?.seconds, a?.roundRatios, a?.peakRssBytes]).toEqual([1.1, 1.1, [1.4, 1.0, 1.1], 30]);
+    expect([b?.ratio, b?.roundRatios, b?.peakRssBytes]).toEqual([1.0, [0.9, 2.0, 1.0], 60]);
+    // an even count takes the lower middle; one round is returned as it is
+    expect(medianRuns(rounds.slice(0, 2))[1]?.ratio).toBe(0.9);
+    expect(medianRuns(rounds.slice(0, 1))[0]).toEqual(rounds[0]?.[0]);
+  });
+
+  it("runs the whole sequence again per round (tiny, not timed)", async () => {
+    const dir = await makeTempDir("mc-bench-");
+    const out = join(dir, "bench.json");
+    const args = ["--sizes", "4MiB", "--repeat", "2", "--no-torch", "--dir", join(dir, "work"), "--out", out, "--quiet"];
+    const result = spawnSync(process.execPath, [join(REPO, "dist", "bench", "main.js"), ...args], { encoding: "utf8", maxBuffer: 16 << 20 });
+    expect(result.status, result.stderr).toBe(0);
+    const json = JSON.parse(await readFile(out, "utf8")) as BenchResults;
+    expect(json.options.repeat).toBe(2);
+    const size = defined(json.sizes[0], "the 4 MiB size");
+    expect(size.baselines.copy.samples).toHaveLength(10);
+    expect(size.baselines.read.samples).toHaveLength(4);
+    expect(size.torch).toBeNull();
+    for (const r of size.runs) {
+      expect(r.roundRatios).toHaveLength(2);
+      expect(r.ratio).toBe(Math.min(...(r.roundRatios ?? [])));
+    }
+    expect(result.stdout).toContain("rounds: ");
   });
 });
