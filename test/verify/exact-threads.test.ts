@@ -6,8 +6,15 @@ import { PyDict, TensorRef } from "../../src/formats/torch/pickle/values.js";
 import { modelChunks } from "../../src/megatron/detect.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
 import { makeTempDir } from "../support/tmpdir.js";
+import { REPO } from "../support/tiny-model.js";
 
-/** verify exact with rank files checked in worker threads (--jobs > 1, the built CLI) against one thread. */
+/**
+ * verify exact with rank files checked in worker threads against one thread. The worker script
+ * exists only compiled, so this drives the built dist/ (what the CLI runs); threads are forced on,
+ * since by default a 2-CPU machine checks in one thread.
+ */
+type VerifyExact = typeof import("../../src/commands/verify.js").verifyExact;
+const built = (): Promise<{ verifyExact: VerifyExact }> => import(join(REPO, "dist", "commands", "verify.js"));
 
 async function converted(): Promise<string> {
   const out = join(await makeTempDir(), "mcore");
@@ -39,41 +46,44 @@ async function flipByte(mcore: string, rankDir: string, key: string): Promise<vo
   }
 }
 
-function verifyJson(mcore: string, jobs: number): { code: number; report: { ok: boolean; filesChecked: number; tensorsChecked: number; bytesCompared: number; differences: unknown[]; threads: number } } {
-  const result = runCli(["verify", FIXTURE, mcore, "--json", "--jobs", String(jobs)]);
-  return { code: result.code, report: JSON.parse(result.stdout) };
+async function verify(mcore: string, jobs: number, threads: boolean) {
+  const { verifyExact } = await built();
+  return verifyExact({ hf: FIXTURE, mcore, jobs, threads });
 }
 
 describe("verify exact in worker threads", () => {
   it("finds the same differences, counts and bytes as one thread", async () => {
     const mcore = await converted();
-    const clean = verifyJson(mcore, 3);
-    expect(clean.code).toBe(0);
-    expect(clean.report.filesChecked).toBe(8);
+    const clean = await verify(mcore, 3, true);
+    expect(clean.ok).toBe(true);
+    expect(clean.filesChecked).toBe(8);
     await flipByte(mcore, "mp_rank_01_000_001", "decoder.layers.0.mlp.experts.local_experts.1.linear_fc2.weight");
     await flipByte(mcore, "mp_rank_00_001_000", "decoder.layers.1.self_attention.linear_qkv.weight");
-    const single = verifyJson(mcore, 1);
-    const threaded = verifyJson(mcore, 3);
-    expect(single.code).toBe(1);
-    expect(threaded.code).toBe(1);
-    expect(threaded.report.differences).toEqual(single.report.differences);
-    expect(threaded.report.differences.map((d) => (d as { key: string }).key)).toEqual([
+    const single = await verify(mcore, 3, false);
+    const threaded = await verify(mcore, 3, true);
+    expect(single.ok).toBe(false);
+    expect(threaded.differences).toEqual(single.differences);
+    expect(threaded.differences.map((d) => d.key)).toEqual([
       "model/decoder.layers.1.self_attention.linear_qkv.weight",
       "model/decoder.layers.0.mlp.experts.local_experts.1.linear_fc2.weight",
     ]);
-    const counts = (r: typeof single.report) => [r.filesChecked, r.tensorsChecked, r.bytesCompared];
-    expect(counts(threaded.report)).toEqual(counts(single.report));
-    expect([single.report.threads, threaded.report.threads, clean.report.threads]).toEqual([1, 3, 3]);
+    const counts = (r: typeof single) => [r.filesChecked, r.tensorsChecked, r.bytesCompared];
+    expect(counts(threaded)).toEqual(counts(single));
+    expect([single.threads, threaded.threads, clean.threads]).toEqual([1, 3, 3]);
   });
 
   it("reports a broken rank file with the same error as one thread", async () => {
     const mcore = await converted();
     await truncate(join(mcore, "release", "mp_rank_01_001_001", "model_optim_rng.pt"), 1000);
-    const single = runCli(["verify", FIXTURE, mcore, "--jobs", "1"]);
-    const threaded = runCli(["verify", FIXTURE, mcore, "--jobs", "4"]);
-    expect(single.code).toBe(2);
-    expect(threaded.code).toBe(2);
-    expect(threaded.stderr).toContain("mp_rank_01_001_001");
-    expect(threaded.stderr).toBe(single.stderr);
+    const failure = (run: Promise<unknown>): Promise<Error & { code?: string }> =>
+      run.then(
+        () => new Error("verify did not fail"),
+        (e: unknown) => e as Error & { code?: string },
+      );
+    const single = await failure(verify(mcore, 4, false));
+    const threaded = await failure(verify(mcore, 4, true));
+    expect(threaded).toBeInstanceOf(Error);
+    expect(threaded.message).toContain("mp_rank_01_001_001");
+    expect([threaded.code, threaded.message]).toEqual([single.code, single.message]);
   });
 });

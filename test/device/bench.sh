@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `npm run bench` on a bigger machine, plus how verify scales with --jobs (worker threads).
+# Needs node >= 20 on PATH (or NODE_XZ=path to an xz-compressed node binary), dist/ built and
+# production node_modules (NODE_MODULES=path to link). Env: RESULTS (default $OUT or ./bench-results),
+# BENCH_SIZES (default 1GiB,4GiB), BENCH_REPEAT (default 2), BENCH_TIMEOUT (seconds, default 420),
+# SCALING_SIZE (GiB of the model verify's --jobs scaling runs on, default 4).
+set -u
+cd "$(dirname "$0")/../.."
+RESULTS=${RESULTS:-${OUT:-$PWD/bench-results}}
+WORK=$(mktemp -d)
+mkdir -p "$RESULTS"
+if [ -n "${NODE_XZ:-}" ]; then
+  mkdir -p "$WORK/bin" && xz -dc "$NODE_XZ" >"$WORK/bin/node" && chmod +x "$WORK/bin/node" && export PATH="$WORK/bin:$PATH"
+fi
+if [ -n "${NODE_MODULES:-}" ] && [ ! -e node_modules ]; then ln -s "$NODE_MODULES" node_modules; fi
+{
+  echo "node $(node --version), $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB"
+  df -h "$WORK" | tail -1
+  # verify's scaling with worker threads on one 4 GiB model, between two read baselines
+  node --input-type=module -e "
+    import { chooseDims, writeSyntheticModel } from './dist/bench/synthetic.js';
+    const [d] = chooseDims([${SCALING_SIZE:-4} * 2 ** 30]);
+    await writeSyntheticModel('$WORK/hf', d);"
+  node bin/megatron-convert.js hf2mcore "$WORK/hf" "$WORK/tp4ep4" --tp 4 --ep 4 --quiet >/dev/null
+  for step in read v1 v2 v4 v8 v16 read; do
+    case $step in
+      read) TIMEFORMAT="read: %R s"; time node dist/bench/io-baseline.js read "$WORK/hf" "$WORK/tp4ep4" >/dev/null ;;
+      v*) TIMEFORMAT="verify --jobs ${step#v}: %R s"; time node bin/megatron-convert.js verify "$WORK/hf" "$WORK/tp4ep4" --jobs "${step#v}" ;;
+    esac
+  done
+  rm -rf "$WORK/hf" "$WORK/tp4ep4"
+} 2>&1 | tee "$RESULTS/scaling.log"
+timeout "${BENCH_TIMEOUT:-420}" node dist/bench/main.js --sizes "${BENCH_SIZES:-1GiB,4GiB}" --repeat "${BENCH_REPEAT:-2}" \
+  --torch-load-check --dir "$WORK/bench" --out "$RESULTS/bench.json" 2>&1 | tee "$RESULTS/bench.log"
+rm -rf "$WORK"
