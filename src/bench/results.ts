@@ -115,7 +115,7 @@ export function compared(run: Run, kind: "copy" | "read", baseline: Baseline, ta
 
 /**
  * `rounds[r][i]` is command i in round r; returns, per command, the round with the median ratio
- * (the lower middle for an even count), carrying every round's ratio; its peakRssBytes is the
+ * (the slower of the two middle ones for an even count), carrying every round's ratio; its peakRssBytes is the
  * highest of any round.
  */
 export function medianRuns(rounds: readonly (readonly Run[])[]): Run[] {
@@ -126,7 +126,7 @@ export function medianRuns(rounds: readonly (readonly Run[])[]): Run[] {
   return first.map((_, i) => {
     const runs = rounds.map((r) => r[i] as Run);
     const sorted = [...runs].sort((a, b) => (a.ratio ?? 0) - (b.ratio ?? 0));
-    const median = sorted[Math.floor((sorted.length - 1) / 2)] as Run;
+    const median = sorted[Math.floor(sorted.length / 2)] as Run;
     return {
       ...median,
       peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes)),

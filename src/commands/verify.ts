@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { buildPlan, type TargetOptions } from "./build-plan.js";
 import { openHfModel } from "./hf-input.js";
@@ -10,7 +11,8 @@ import { RANK_FILE } from "../megatron/checkpoint-layout.js";
 import { openCheckpointFolder } from "../megatron/checkpoint-folder.js";
 import { detectTarget } from "../megatron/detect.js";
 import { checkCheckpoint, inProcessChecker, type RankFileChecker } from "../verify/exact.js";
-import { threadChecker, workerThreadsAvailable } from "../verify/exact-threads.js";
+import { threadChecker, workerScriptExists } from "../verify/exact-threads.js";
+import type { VerifyWorkerData } from "./verify-worker.js";
 import { MAX_REPORTED_DIFFERENCES, type ExactReport } from "../verify/report.js";
 
 export interface VerifyExactOptions {
@@ -34,6 +36,8 @@ export interface VerifyExactOptions {
  * used 65 MiB more memory, so there the files are checked in this thread.
  */
 const MIN_CPUS_FOR_THREADS = 2;
+/** The worker threads' script, beside this file once compiled. */
+const WORKER_SCRIPT = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 
 /**
  * verify (exact): checks a Megatron checkpoint against its HF source: the rank-folder set, every file's key set,
@@ -47,8 +51,8 @@ export async function verifyExact(options: VerifyExactOptions): Promise<ExactRep
     const folder = await openCheckpointFolder(options.mcore, options.iteration);
     const target = await resolveTarget(options, folder.iterationDir, folder.rankDirs[0] ?? "", folder.iteration);
     const wanted = Math.min(options.jobs, folder.rankDirs.length);
-    const threads = wanted > 1 && (options.threads ?? availableParallelism() > MIN_CPUS_FOR_THREADS) && workerThreadsAvailable() ? wanted : 1;
-    const checker: RankFileChecker = threads > 1 ? threadChecker(model.dir, threads) : inProcessChecker(model.space);
+    const threads = wanted > 1 && (options.threads ?? availableParallelism() > MIN_CPUS_FOR_THREADS) && workerScriptExists(WORKER_SCRIPT) ? wanted : 1;
+    const checker: RankFileChecker = threads > 1 ? threadChecker(WORKER_SCRIPT, { hfDir: model.dir } satisfies VerifyWorkerData, threads) : inProcessChecker(model.space);
     let checked: Awaited<ReturnType<typeof checkCheckpoint>>;
     let built: Awaited<ReturnType<typeof buildPlan>>;
     try {

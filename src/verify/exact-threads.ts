@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
-import type { RankFileCheck, RankFileChecker, RankFileResult } from "./exact.js";
+import { Worker, type MessagePort } from "node:worker_threads";
+import { checkRankFile, type RankFileCheck, type RankFileChecker, type RankFileResult } from "./exact.js";
+import type { SourceSpace } from "../engine/source-space.js";
 import { ConvertError } from "../errors.js";
 
 /**
@@ -9,16 +9,10 @@ import { ConvertError } from "../errors.js";
  * work (the reads come from the page cache at memory speed and memcmp follows them), so one
  * event loop keeps one core busy; threads use the others.
  *
- * Each thread opens the HF folder itself (config and safetensors headers: milliseconds) and is
- * sent each rank file's plan, so no thread rebuilds the conversion plan.
+ * Each thread opens the source itself (for HF: config and safetensors headers, milliseconds) and
+ * is sent each rank file's plan, so no thread rebuilds the conversion plan. The thread's script
+ * (commands/verify-worker.ts) calls serveRankFileChecks with a way to open the source.
  */
-
-/** The worker's entry point, beside this file once compiled (absent when running from TS sources). */
-const WORKER_SCRIPT = fileURLToPath(new URL("./exact-worker.js", import.meta.url));
-
-export interface WorkerData {
-  readonly hfDir: string;
-}
 
 export type WorkerRequest = { readonly type: "check"; readonly id: number; readonly job: RankFileCheck } | { readonly type: "close" };
 
@@ -35,9 +29,9 @@ export class WorkerThreadError extends ConvertError {
   }
 }
 
-/** Whether the compiled worker script is there (it is in the package; not under a TS test runner). */
-export function workerThreadsAvailable(): boolean {
-  return existsSync(WORKER_SCRIPT);
+/** Whether a worker script is there (a compiled one is in the package; not under a TS test runner). */
+export function workerScriptExists(script: string): boolean {
+  return script.endsWith(".js") && existsSync(script);
 }
 
 interface Pending {
@@ -116,8 +110,38 @@ class ThreadChecker implements RankFileChecker {
   }
 }
 
-/** `threads` workers that check rank files against the HF folder `hfDir`. */
-export function threadChecker(hfDir: string, threads: number): RankFileChecker {
-  const workers = Array.from({ length: threads }, () => new Worker(WORKER_SCRIPT, { workerData: { hfDir } satisfies WorkerData }));
-  return new ThreadChecker(workers);
+/** `threads` workers running `script` (which calls serveRankFileChecks), each given `workerData`. */
+export function threadChecker(script: string, workerData: unknown, threads: number): RankFileChecker {
+  return new ThreadChecker(Array.from({ length: threads }, () => new Worker(script, { workerData })));
+}
+
+/** An opened source for a worker thread: what rank files are checked against, and its cleanup. */
+export interface OpenedSource {
+  readonly space: SourceSpace;
+  close(): Promise<void>;
+}
+
+/** The worker side: checks the rank files sent on `port`, one at a time; opens the source on the first. */
+export function serveRankFileChecks(port: MessagePort, open: () => Promise<OpenedSource>): void {
+  let source: Promise<OpenedSource> | undefined;
+  port.on("message", (request: WorkerRequest) => {
+    if (request.type === "close") {
+      void (source?.then((s) => s.close()) ?? Promise.resolve()).finally(() => port.close());
+      return;
+    }
+    source ??= open();
+    source
+      .then((s) => checkRankFile(request.job, s.space))
+      .then(
+        (result) => port.postMessage({ id: request.id, result } satisfies WorkerReply),
+        (error: unknown) => port.postMessage({ id: request.id, error: describeError(error) } satisfies WorkerReply),
+      );
+  });
+}
+
+function describeError(error: unknown): { code: string; message: string; hint?: string } {
+  if (error instanceof ConvertError) {
+    return error.hint === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, hint: error.hint };
+  }
+  return { code: "internal", message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
 }
