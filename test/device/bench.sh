@@ -9,10 +9,7 @@ cd "$(dirname "$0")/../.."
 RESULTS=${RESULTS:-${OUT:-$PWD/bench-results}}
 WORK=$(mktemp -d)
 mkdir -p "$RESULTS"
-if [ -n "${NODE_XZ:-}" ]; then
-  mkdir -p "$WORK/bin" && xz -dc "$NODE_XZ" >"$WORK/bin/node" && chmod +x "$WORK/bin/node" && export PATH="$WORK/bin:$PATH"
-fi
-if [ -n "${NODE_MODULES:-}" ] && [ ! -e node_modules ]; then ln -s "$NODE_MODULES" node_modules; fi
+. test/device/node-env.sh
 {
   echo "node $(node --version), $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB"
   df -h "$WORK" | tail -1

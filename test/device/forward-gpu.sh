@@ -14,10 +14,7 @@ DEVICE=${DEVICE:-cuda}
 RESULTS=${RESULTS:-${OUT:-$PWD/gpu-results}}
 WORK=$(mktemp -d)
 mkdir -p "$RESULTS/reports"
-if [ -n "${NODE_XZ:-}" ]; then
-  mkdir -p "$WORK/bin" && xz -dc "$NODE_XZ" >"$WORK/bin/node" && chmod +x "$WORK/bin/node" && export PATH="$WORK/bin:$PATH"
-fi
-if [ -n "${NODE_MODULES:-}" ] && [ ! -e node_modules ]; then ln -s "$NODE_MODULES" node_modules; fi
+. test/device/node-env.sh
 for py in ${MEGATRON_CONVERT_PYTHON:-} "$(command -v python3)" /usr/bin/python3; do
   if [ -n "$py" ] && "$py" -c "import torch" 2>/dev/null; then export MEGATRON_CONVERT_PYTHON=$py; break; fi
 done
