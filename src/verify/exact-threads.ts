@@ -44,6 +44,9 @@ class ThreadChecker implements RankFileChecker {
   private readonly waiting: ((worker: Worker) => void)[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
+  /** Set when a thread failed (it could not start, or crashed): every later check fails with it. */
+  private failed: Error | undefined;
+  private readonly exited = new Set<Worker>();
 
   constructor(private readonly workers: readonly Worker[]) {
     this.idle = [...workers];
@@ -51,6 +54,7 @@ class ThreadChecker implements RankFileChecker {
       worker.on("message", (reply: WorkerReply) => this.settle(reply));
       worker.on("error", (error: Error) => this.failAll(error));
       worker.on("exit", (code) => {
+        this.exited.add(worker);
         if (code !== 0) {
           this.failAll(new Error(`internal: a verify worker thread exited with code ${code}`));
         }
@@ -63,6 +67,10 @@ class ThreadChecker implements RankFileChecker {
     const id = this.nextId++;
     try {
       return await new Promise<RankFileResult>((resolve, reject) => {
+        if (this.failed !== undefined) {
+          reject(this.failed);
+          return;
+        }
         this.pending.set(id, { resolve, reject });
         worker.postMessage({ type: "check", id, job } satisfies WorkerRequest);
       });
@@ -80,6 +88,9 @@ class ThreadChecker implements RankFileChecker {
   async close(): Promise<void> {
     await Promise.all(
       this.workers.map(async (worker) => {
+        if (this.exited.has(worker)) {
+          return;
+        }
         const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
         worker.postMessage({ type: "close" } satisfies WorkerRequest);
         const timer = setTimeout(() => void worker.terminate(), 1000);
@@ -103,8 +114,9 @@ class ThreadChecker implements RankFileChecker {
   }
 
   private failAll(error: Error): void {
+    this.failed ??= new WorkerThreadError("verify.thread-failed", `a verify worker thread failed: ${error.message}`);
     for (const pending of this.pending.values()) {
-      pending.reject(error);
+      pending.reject(this.failed);
     }
     this.pending.clear();
   }
@@ -112,7 +124,8 @@ class ThreadChecker implements RankFileChecker {
 
 /** `threads` workers running `script` (which calls serveRankFileChecks), each given `workerData`. */
 export function threadChecker(script: string, workerData: unknown, threads: number): RankFileChecker {
-  return new ThreadChecker(Array.from({ length: threads }, () => new Worker(script, { workerData })));
+  // execArgv: [] so that flags of this process that a worker cannot take (--input-type, -e) stay out
+  return new ThreadChecker(Array.from({ length: threads }, () => new Worker(script, { workerData, execArgv: [] })));
 }
 
 /** An opened source for a worker thread: what rank files are checked against, and its cleanup. */

@@ -1,9 +1,11 @@
-import { open, truncate } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { open, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readTorchCheckpointFile } from "../../src/formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../../src/formats/torch/pickle/values.js";
 import { modelChunks } from "../../src/megatron/detect.js";
+import { threadChecker } from "../../src/verify/exact-threads.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
@@ -85,5 +87,29 @@ describe("verify exact in worker threads", () => {
     expect(threaded).toBeInstanceOf(Error);
     expect(threaded.message).toContain("mp_rank_01_001_001");
     expect([threaded.code, threaded.message]).toEqual([single.code, single.message]);
+  });
+
+  it("works from a process started with flags a worker cannot take (node --input-type=module -e)", async () => {
+    const mcore = await converted();
+    const script = `const { verifyExact } = await import(${JSON.stringify(join(REPO, "dist", "commands", "verify.js"))});
+      const r = await verifyExact({ hf: ${JSON.stringify(FIXTURE)}, mcore: ${JSON.stringify(mcore)}, jobs: 2, threads: true });
+      console.log(JSON.stringify([r.ok, r.threads]));`;
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    expect(result.stderr).toBe("");
+    expect(result.stdout.trim()).toBe("[true,2]");
+  });
+
+  it("fails every check with a clear error, and closes, when a thread cannot start", async () => {
+    const script = join(await makeTempDir(), "broken-worker.js");
+    await writeFile(script, 'throw new Error("this worker cannot start");\n');
+    const checker = threadChecker(script, {}, 2);
+    const job = { path: "/nonexistent", label: "x", plan: { rank: { tp: 0, pp: 0, ep: 0 }, models: [] } };
+    const results = await Promise.allSettled([checker.check(job), checker.check(job), checker.check(job)]);
+    for (const r of results) {
+      expect(r.status).toBe("rejected");
+      const reason = (r as PromiseRejectedResult).reason as Error & { code?: string };
+      expect([reason.code, reason.message]).toEqual(["verify.thread-failed", "a verify worker thread failed: this worker cannot start"]);
+    }
+    await expect(checker.close()).resolves.toBeUndefined();
   });
 });
