@@ -57,7 +57,11 @@ export class FileSource implements ByteSource {
 
   private async readOnce(target: Uint8Array, at: number, length: number, position: number): Promise<number> {
     if (this.mode.next() === "pool") {
-      return (await this.handle.read(target, at, length, position)).bytesRead;
+      try {
+        return (await this.handle.read(target, at, length, position)).bytesRead;
+      } catch (cause) {
+        throw new FileAccessError(this.name, `read ${length} bytes at offset ${position}`, cause);
+      }
     }
     const started = performance.now();
     let bytesRead: number;

@@ -1,7 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { EndOfFileError } from "../../../src/formats/io/errors.js";
+import { EndOfFileError, FileAccessError } from "../../../src/formats/io/errors.js";
 import { FileSource } from "../../../src/formats/io/file-source.js";
 import { makeTempDir } from "../../support/tmpdir.js";
 
@@ -41,6 +41,18 @@ describe.each([
       const error = await source.read(90, 20).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(EndOfFileError);
       expect((error as Error).message).toContain(path);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it("names the file when the system refuses a read", async () => {
+    const dir = await makeTempDir(); // opens for reading, but read(2) fails with EISDIR
+    const source = await FileSource.open(dir, options);
+    try {
+      const error = await source.read(0, 1).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FileAccessError);
+      expect((error as Error).message).toContain(dir);
     } finally {
       await source.close();
     }

@@ -17,15 +17,29 @@ describe("read mode", () => {
 
   it("keeps blocking reads through isolated stalls", () => {
     const policy = new ReadModePolicy();
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 300; i++) {
       expect(policy.next()).toBe("blocking");
-      policy.blockingRead(MiB, i % 2 === 0 ? 4 : 0.07);
+      policy.blockingRead(MiB, i % 6 === 0 ? 4 : 0.07);
     }
   });
 
-  it("moves to the thread pool after slow reads in a row, then tries blocking again", () => {
+  it("moves to the thread pool when reads alternate between slow and fast", () => {
     const policy = new ReadModePolicy();
-    for (let i = 0; i < 3; i++) {
+    const seen: ReadMode[] = [];
+    for (let i = 0; i < 20; i++) {
+      const mode = policy.next();
+      seen.push(mode);
+      if (mode === "blocking") {
+        policy.blockingRead(MiB, i % 2 === 0 ? 4 : 0.07);
+      }
+    }
+    expect(seen.slice(0, 7)).toEqual(Array(7).fill("blocking"));
+    expect(seen.slice(7)).toEqual(Array(13).fill("pool"));
+  });
+
+  it("moves to the thread pool after slow reads, then tries blocking again", () => {
+    const policy = new ReadModePolicy();
+    for (let i = 0; i < 4; i++) {
       expect(policy.next()).toBe("blocking");
       policy.blockingRead(MiB, 4);
     }
