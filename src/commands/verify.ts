@@ -23,9 +23,9 @@ export interface VerifyExactOptions {
   readonly target?: Partial<TargetOptions>;
   readonly jobs: number;
   /**
-   * Check files in worker threads: true when more than one job runs and the compiled worker is
-   * there; false checks everything in this thread; default: as true on a machine with more than
-   * MIN_CPUS_FOR_THREADS CPUs.
+   * Check files in worker threads: true runs `jobs` threads when more than one job runs and the
+   * compiled worker is there; false checks everything in this thread; default: on a machine with
+   * more than MIN_CPUS_FOR_THREADS CPUs, up to one thread per CPU (see threadCount).
    */
   readonly threads?: boolean;
 }
@@ -40,6 +40,20 @@ const MIN_CPUS_FOR_THREADS = 2;
 const WORKER_SCRIPT = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 
 /**
+ * How many threads check `files` rank files with `jobs` at once: one (this thread) unless more
+ * than one job runs and threads are forced on or, by default, the machine has more than
+ * MIN_CPUS_FOR_THREADS CPUs; by default never more than the CPUs (each thread holds every
+ * source shard open and a core busy), forced on exactly as many as the jobs.
+ */
+export function threadCount(jobs: number, files: number, threads: boolean | undefined, cpus: number): number {
+  const wanted = Math.min(jobs, files);
+  if (wanted <= 1 || threads === false || (threads === undefined && cpus <= MIN_CPUS_FOR_THREADS)) {
+    return 1;
+  }
+  return threads === true ? wanted : Math.min(wanted, cpus);
+}
+
+/**
  * verify (exact): checks a Megatron checkpoint against its HF source: the rank-folder set, every file's key set,
  * every tensor's dtype and shape, and every byte of every tensor (replicas and vocab padding
  * included) against the bytes the mapping derives from the HF tensors.
@@ -50,8 +64,7 @@ export async function verifyExact(options: VerifyExactOptions): Promise<ExactRep
   try {
     const folder = await openCheckpointFolder(options.mcore, options.iteration);
     const target = await resolveTarget(options, folder.iterationDir, folder.rankDirs[0] ?? "", folder.iteration);
-    const wanted = Math.min(options.jobs, folder.rankDirs.length);
-    const threads = wanted > 1 && (options.threads ?? availableParallelism() > MIN_CPUS_FOR_THREADS) && workerScriptExists(WORKER_SCRIPT) ? wanted : 1;
+    const threads = workerScriptExists(WORKER_SCRIPT) ? threadCount(options.jobs, folder.rankDirs.length, options.threads, availableParallelism()) : 1;
     const checker: RankFileChecker = threads > 1 ? threadChecker(WORKER_SCRIPT, { hfDir: model.dir } satisfies VerifyWorkerData, threads) : inProcessChecker(model.space);
     let checked: Awaited<ReturnType<typeof checkCheckpoint>>;
     let built: Awaited<ReturnType<typeof buildPlan>>;

@@ -14,6 +14,9 @@ import { ConvertError } from "../errors.js";
  * (commands/verify-worker.ts) calls serveRankFileChecks with a way to open the source.
  */
 
+/** The code a thread reports an error under when it is not a ConvertError: a bug. */
+const INTERNAL = "internal";
+
 export type WorkerRequest = { readonly type: "check"; readonly id: number; readonly job: RankFileCheck } | { readonly type: "close" };
 
 export type WorkerReply =
@@ -107,7 +110,9 @@ class ThreadChecker implements RankFileChecker {
       return;
     }
     if ("error" in reply) {
-      pending.reject(new WorkerThreadError(reply.error.code, reply.error.message, reply.error.hint));
+      // a bug in the thread stays a bug here (the CLI's internal-error banner), not a user error
+      const { code, message, hint } = reply.error;
+      pending.reject(code === INTERNAL ? new Error(`in a verify worker thread: ${message}`) : new WorkerThreadError(code, message, hint));
     } else {
       pending.resolve(reply.result);
     }
@@ -139,7 +144,8 @@ export function serveRankFileChecks(port: MessagePort, open: () => Promise<Opene
   let source: Promise<OpenedSource> | undefined;
   port.on("message", (request: WorkerRequest) => {
     if (request.type === "close") {
-      void (source?.then((s) => s.close()) ?? Promise.resolve()).finally(() => port.close());
+      // a source that failed to open has nothing to close (and its failure was reported already)
+      void (source?.then((s) => s.close()) ?? Promise.resolve()).catch(() => undefined).finally(() => port.close());
       return;
     }
     source ??= open();
@@ -156,5 +162,5 @@ function describeError(error: unknown): { code: string; message: string; hint?: 
   if (error instanceof ConvertError) {
     return error.hint === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, hint: error.hint };
   }
-  return { code: "internal", message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
+  return { code: INTERNAL, message: error instanceof Error ? (error.stack ?? error.message) : String(error) };
 }

@@ -1,10 +1,13 @@
 import { spawnSync } from "node:child_process";
 import { open, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { readTorchCheckpointFile } from "../../src/formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../../src/formats/torch/pickle/values.js";
 import { modelChunks } from "../../src/megatron/detect.js";
+import { threadCount } from "../../src/commands/verify.js";
+import { ConvertError } from "../../src/errors.js";
 import { threadChecker } from "../../src/verify/exact-threads.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
 import { makeTempDir } from "../support/tmpdir.js";
@@ -52,6 +55,19 @@ async function verify(mcore: string, jobs: number, threads: boolean) {
   const { verifyExact } = await built();
   return verifyExact({ hf: FIXTURE, mcore, jobs, threads });
 }
+
+describe("threadCount", () => {
+  it("uses threads only with spare CPUs, and by default no more than the CPUs", () => {
+    expect(threadCount(8, 16, undefined, 2)).toBe(1);
+    expect(threadCount(32, 64, undefined, 16)).toBe(16);
+    expect(threadCount(8, 16, undefined, 16)).toBe(8);
+    expect(threadCount(8, 3, undefined, 16)).toBe(3);
+    expect(threadCount(1, 16, undefined, 16)).toBe(1);
+    expect(threadCount(8, 16, false, 16)).toBe(1);
+    expect(threadCount(3, 16, true, 2)).toBe(3);
+    expect(threadCount(3, 1, true, 2)).toBe(1);
+  });
+});
 
 describe("verify exact in worker threads", () => {
   it("finds the same differences, counts and bytes as one thread", async () => {
@@ -110,6 +126,25 @@ describe("verify exact in worker threads", () => {
       const reason = (r as PromiseRejectedResult).reason as Error & { code?: string };
       expect([reason.code, reason.message]).toEqual(["verify.thread-failed", "a verify worker thread failed: this worker cannot start"]);
     }
+    await expect(checker.close()).resolves.toBeUndefined();
+  });
+
+  it("reports a bug in a thread as a bug, not as a user error, and still closes", async () => {
+    const script = join(await makeTempDir(), "buggy-worker.mjs");
+    const serve = pathToFileURL(join(REPO, "dist", "verify", "exact-threads.js")).href;
+    await writeFile(
+      script,
+      `import { parentPort } from "node:worker_threads";
+import { serveRankFileChecks } from ${JSON.stringify(serve)};
+serveRankFileChecks(parentPort, async () => { throw new TypeError("a bug while opening the source"); });
+`,
+    );
+    const checker = threadChecker(script, {}, 1);
+    const job = { path: "/nonexistent", label: "x", plan: { rank: { tp: 0, pp: 0, ep: 0 }, models: [] } };
+    const error = (await checker.check(job).catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(ConvertError);
+    expect(error.message).toContain("a bug while opening the source");
     await expect(checker.close()).resolves.toBeUndefined();
   });
 });
