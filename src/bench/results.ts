@@ -63,9 +63,12 @@ export interface Run {
 
 export interface TorchComparison {
   readonly run: Run;
-  /** Torch baseline seconds / our hf2mcore seconds at the same layout (TP=4 EP=4). */
+  /**
+   * Torch baseline seconds / our hf2mcore seconds at the same layout (TP=4 EP=4), the run the
+   * table shows (with --repeat the median round; the torch baseline runs in round 1 only).
+   */
   readonly speedup: number;
-  /** Torch baseline peak RSS / our hf2mcore peak RSS. */
+  /** Torch baseline peak RSS / our hf2mcore peak RSS (with --repeat, our highest round). */
   readonly memoryRatio: number;
   /** true when `verify` passed on the torch baseline's output (--verify-torch-output), else null. */
   readonly outputVerified: boolean | null;

@@ -71,7 +71,7 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
   const allCopies: Run[] = [];
   const allReads: Run[] = [];
   const rounds: Run[][] = [];
-  let torch: TorchComparison | null = null;
+  let torch: TorchRun | null = null;
   let loadCheck: TorchLoadCheck | null = null;
   for (let round = 1; round <= o.repeat; round++) {
     tag = o.repeat > 1 ? ` (round ${round})` : "";
@@ -84,7 +84,7 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     await copy();
     const tp4 = await cli("hf2mcore tp4 ep4", ["hf2mcore", hf, p("tp4ep4"), "--tp", "4", "--ep", "4", "--quiet", ...jobs], p("tp4ep4"));
     if (round === 1) {
-      torch = o.python === undefined ? null : await torchBaseline(o.python.python, hf, p("tp4ep4"), p("torch-tp4ep4"), tp4, o);
+      torch = o.python === undefined ? null : await torchBaseline(o.python.python, hf, p("tp4ep4"), p("torch-tp4ep4"), o);
       await done(p("torch-tp4ep4"));
     }
     await copy();
@@ -121,19 +121,27 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
   if (!o.keep) {
     await rm(o.root, { recursive: true, force: true });
   }
+  const runs = medianRuns(rounds);
   return {
     requestedBytes: requested,
     model: { ...dims, bytes: generated.bytes, shards: generated.shards, largestTensorBytes: largestTensorBytes(dims) },
     generateSeconds,
     rssLimitBytes: RSS_BASE_BYTES + 2 * largestTensorBytes(dims),
     baselines: { copy: baselineOf(allCopies), read: baselineOf(allReads) },
-    runs: medianRuns(rounds),
-    torch,
+    runs,
+    // against the hf2mcore tp4 ep4 run the table shows (the median round, its highest peak RSS)
+    torch: torch === null || runs[0] === undefined ? null : torchComparison(torch, runs[0]),
     torchLoadCheck: loadCheck,
   };
 }
 
-async function torchBaseline(python: string, hf: string, ours: string, out: string, oursRun: Run, o: SuiteOptions): Promise<TorchComparison> {
+type TorchRun = Omit<TorchComparison, "speedup" | "memoryRatio">;
+
+function torchComparison(torch: TorchRun, ours: Run): TorchComparison {
+  return { ...torch, speedup: torch.run.seconds / ours.seconds, memoryRatio: torch.run.peakRssBytes / ours.peakRssBytes };
+}
+
+async function torchBaseline(python: string, hf: string, ours: string, out: string, o: SuiteOptions): Promise<TorchRun> {
   const script = join(o.root, "torch_baseline.py");
   await writeFile(script, TORCH_BASELINE_PY);
   const m = await measurePython("torch baseline", python, script, [hf, out, "4", "4"], join(o.root, "usage.json"));
@@ -147,7 +155,7 @@ async function torchBaseline(python: string, hf: string, ours: string, out: stri
     outputVerified = true;
     o.log("verify of the torch baseline's output: OK");
   }
-  return { run, speedup: run.seconds / oursRun.seconds, memoryRatio: run.peakRssBytes / oursRun.peakRssBytes, outputVerified };
+  return { run, outputVerified };
 }
 
 async function torchLoad(python: string, hf: string, file: string, o: SuiteOptions): Promise<TorchLoadCheck> {
