@@ -2,7 +2,7 @@ import { gateUp } from "./transforms/gate-up.js";
 import { qkv } from "./transforms/qkv.js";
 import { column, replicated, row, vocab, type ShardPiece } from "./transforms/tp-split.js";
 import { applyPacks, applyRenames, extraStateKeys } from "./profile-apply.js";
-import { compareStateKeys } from "./order.js";
+import { sortByStateKey } from "./order.js";
 import { viewOf, type MatrixView, type Segment } from "./rect.js";
 import type { Binding } from "./resolve.js";
 import type { ExpertImpl, LayerSpec, MegatronProfiles } from "./profiles.js";
@@ -163,7 +163,7 @@ function modelEntries(
   const renamed = applyRenames(applyRenames(tensors, spec.renames), experts.renames);
   const packed = applyPacks(renamed, experts.packs);
   const entries: PlannedEntry[] = [...packed, ...extraStateKeys(packed, spec)];
-  return entries.sort((a, b) => compareStateKeys(a.name, b.name, profiles.moduleOrder, profiles.leafOrder));
+  return sortByStateKey(entries, (e) => e.name, profiles.moduleOrder, profiles.leafOrder);
 }
 
 /** Tied weights are one parameter on a chunk that holds both ends (Megatron allocates no copy there). */

@@ -8,10 +8,19 @@ import type { TensorRef } from "../formats/torch/pickle/values.js";
 import type { PlannedTensor } from "../mapping/plan.js";
 import { byteLengthOf, dtypeBytes, formatShape } from "../model/tensor.js";
 
-/** Buffers for one file's comparisons: the expected side's band ring and the stored side's. */
+/**
+ * Buffers for comparisons made one after another (one file's, or one thread's files in turn):
+ * the expected side's band ring and the stored side's, each grown to the largest piece it held.
+ * Reusing them spares the zeroing, page faults and GC of fresh buffers per tensor or file, which
+ * on a checkpoint of small tensors cost more than the comparisons.
+ */
 export interface ComparePools {
   readonly expected: BandPool;
   readonly stored: Uint8Array[];
+}
+
+export function newComparePools(): ComparePools {
+  return { expected: new BandPool(), stored: [] };
 }
 
 /**
@@ -26,7 +35,7 @@ export async function compareTensor(
   actual: TensorRef,
   planned: PlannedTensor,
   space: SourceSpace,
-  pools: ComparePools = { expected: new BandPool(), stored: [] },
+  pools: ComparePools = newComparePools(),
 ): Promise<{ message?: string; bytes: number }> {
   if (actual.dtype !== planned.dtype) {
     return { message: `dtype ${actual.dtype}; expected ${planned.dtype}`, bytes: 0 };
@@ -80,13 +89,15 @@ async function* wholeOf(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 
 /**
  * The stored tensor's bytes in chunks of at most STORED_CHUNK_BYTES, through a ring of two
- * buffers: the one being compared and the one read ahead.
+ * buffers (the one being compared and the one read ahead), grown as larger tensors come.
  */
 async function* storedChunks(source: ByteSource, offset: number, length: number, ring: Uint8Array[]): AsyncGenerator<Uint8Array> {
   for (let at = 0, turn = 0; at < length; at += STORED_CHUNK_BYTES, turn ^= 1) {
     const n = Math.min(STORED_CHUNK_BYTES, length - at);
-    ring[turn] ??= new Uint8Array(STORED_CHUNK_BYTES);
-    yield await readStored(source, offset + at, (ring[turn] as Uint8Array).subarray(0, n));
+    const held = ring[turn];
+    const buffer = held !== undefined && held.byteLength >= n ? held : new Uint8Array(Math.min(STORED_CHUNK_BYTES, Math.max(n, 2 * (held?.byteLength ?? 0))));
+    ring[turn] = buffer;
+    yield await readStored(source, offset + at, buffer.subarray(0, n));
   }
 }
 

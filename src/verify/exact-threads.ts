@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { Worker, type MessagePort } from "node:worker_threads";
+import { newComparePools } from "./compare-tensor.js";
 import { checkRankFile, type RankFileCheck, type RankFileChecker, type RankFileResult } from "./exact.js";
 import type { SourceSpace } from "../engine/source-space.js";
 import { ConvertError } from "../errors.js";
@@ -142,6 +143,7 @@ export interface OpenedSource {
 /** The worker side: checks the rank files sent on `port`, one at a time; opens the source on the first. */
 export function serveRankFileChecks(port: MessagePort, open: () => Promise<OpenedSource>): void {
   let source: Promise<OpenedSource> | undefined;
+  const pools = newComparePools(); // the parent sends this thread one check at a time
   port.on("message", (request: WorkerRequest) => {
     if (request.type === "close") {
       // a source that failed to open has nothing to close (and its failure was reported already)
@@ -150,7 +152,7 @@ export function serveRankFileChecks(port: MessagePort, open: () => Promise<Opene
     }
     source ??= open();
     source
-      .then((s) => checkRankFile(request.job, s.space))
+      .then((s) => checkRankFile(request.job, s.space, pools))
       .then(
         (result) => port.postMessage({ id: request.id, result } satisfies WorkerReply),
         (error: unknown) => port.postMessage({ id: request.id, error: describeError(error) } satisfies WorkerReply),

@@ -1,8 +1,7 @@
-import { compareTensor, type ComparePools } from "./compare-tensor.js";
+import { compareTensor, newComparePools, type ComparePools } from "./compare-tensor.js";
 import type { Difference } from "./report.js";
 import { runPool } from "../engine/pool.js";
 import type { SourceSpace } from "../engine/source-space.js";
-import { BandPool } from "../engine/tensor-stream.js";
 import { FileSource } from "../formats/io/file-source.js";
 import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../formats/torch/pickle/values.js";
@@ -36,7 +35,18 @@ export interface RankFileChecker {
 }
 
 export function inProcessChecker(space: SourceSpace): RankFileChecker {
-  return { check: (job) => checkRankFile(job, space), close: async () => undefined };
+  const idle: ComparePools[] = [];
+  return {
+    check: async (job) => {
+      const pools = idle.pop() ?? newComparePools();
+      try {
+        return await checkRankFile(job, space, pools);
+      } finally {
+        idle.push(pools);
+      }
+    },
+    close: async () => undefined,
+  };
 }
 
 /**
@@ -76,8 +86,8 @@ export async function checkCheckpoint(
   return { differences, counts };
 }
 
-/** Checks one rank file against its plan. */
-export async function checkRankFile(job: RankFileCheck, space: SourceSpace): Promise<RankFileResult> {
+/** Checks one rank file against its plan, with `pools` (not shared with a check running at the same time). */
+export async function checkRankFile(job: RankFileCheck, space: SourceSpace, pools: ComparePools = newComparePools()): Promise<RankFileResult> {
   const { path, label, plan } = job;
   const differences: Difference[] = [];
   const counts: ExactCounts = { files: 0, tensors: 0, bytes: 0 };
@@ -90,7 +100,6 @@ export async function checkRankFile(job: RankFileCheck, space: SourceSpace): Pro
       return { differences, counts };
     }
     const chunks = new Map(modelChunks(root));
-    const pools: ComparePools = { expected: new BandPool(), stored: [] };
     for (const model of plan.models) {
       const actual = chunks.get(model.key);
       if (actual === undefined) {
