@@ -34,27 +34,27 @@ describe.each([
     }
   });
 
-  it("names the file when a read runs past its end", async () => {
-    const path = await fileOf(pattern.subarray(0, 100));
+  /** The error of reading `length` bytes at `offset` of `path`. */
+  async function readError(path: string, offset: number, length: number): Promise<Error> {
     const source = await FileSource.open(path, options);
     try {
-      const error = await source.read(90, 20).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(EndOfFileError);
-      expect((error as Error).message).toContain(path);
+      return (await source.read(offset, length).then(() => new Error("the read did not fail"), (e: unknown) => e)) as Error;
     } finally {
       await source.close();
     }
+  }
+
+  it("names the file when a read runs past its end", async () => {
+    const path = await fileOf(pattern.subarray(0, 100));
+    const error = await readError(path, 90, 20);
+    expect(error).toBeInstanceOf(EndOfFileError);
+    expect(error.message).toContain(path);
   });
 
   it("names the file when the system refuses a read", async () => {
     const dir = await makeTempDir(); // opens for reading, but read(2) fails with EISDIR
-    const source = await FileSource.open(dir, options);
-    try {
-      const error = await source.read(0, 1).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(FileAccessError);
-      expect((error as Error).message).toContain(dir);
-    } finally {
-      await source.close();
-    }
+    const error = await readError(dir, 0, 1);
+    expect(error).toBeInstanceOf(FileAccessError);
+    expect(error.message).toContain(dir);
   });
 });
