@@ -1,5 +1,6 @@
 import { castBytes, canCast, UnsupportedCastError } from "./cast.js";
 import { bandedBytes } from "./banded.js";
+import { atLeast } from "./grow-buffer.js";
 import { prefetch } from "./prefetch.js";
 import type { SourceSpace } from "./source-space.js";
 import { transposeMatrix } from "./transpose.js";
@@ -37,13 +38,9 @@ export class BandPool {
     }
     const i = this.next;
     this.next = (this.next + 1) % POOL_SIZE;
-    const current = this.buffers[i];
-    if (current !== undefined && current.byteLength >= bytes) {
-      return current;
-    }
-    const grown = new Uint8Array(Math.min(STREAM_BAND_BYTES, Math.max(bytes, 2 * (current?.byteLength ?? 0), 64 << 10)));
-    this.buffers[i] = grown;
-    return grown;
+    const buffer = atLeast(this.buffers[i], bytes, STREAM_BAND_BYTES, 64 << 10);
+    this.buffers[i] = buffer;
+    return buffer;
   }
 }
 

@@ -1,4 +1,5 @@
 import { locateElement } from "./locate.js";
+import { atLeast } from "../engine/grow-buffer.js";
 import { prefetch } from "../engine/prefetch.js";
 import { BandPool, tensorBytes } from "../engine/tensor-stream.js";
 import type { SourceSpace } from "../engine/source-space.js";
@@ -94,8 +95,7 @@ async function* wholeOf(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 async function* storedChunks(source: ByteSource, offset: number, length: number, ring: Uint8Array[]): AsyncGenerator<Uint8Array> {
   for (let at = 0, turn = 0; at < length; at += STORED_CHUNK_BYTES, turn ^= 1) {
     const n = Math.min(STORED_CHUNK_BYTES, length - at);
-    const held = ring[turn];
-    const buffer = held !== undefined && held.byteLength >= n ? held : new Uint8Array(Math.min(STORED_CHUNK_BYTES, Math.max(n, 2 * (held?.byteLength ?? 0))));
+    const buffer = atLeast(ring[turn], n, STORED_CHUNK_BYTES);
     ring[turn] = buffer;
     yield await readStored(source, offset + at, buffer.subarray(0, n));
   }

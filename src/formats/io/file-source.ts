@@ -60,7 +60,7 @@ export class FileSource implements ByteSource {
       try {
         return (await this.handle.read(target, at, length, position)).bytesRead;
       } catch (cause) {
-        throw new FileAccessError(this.name, `read ${length} bytes at offset ${position}`, cause);
+        throw this.readError(length, position, cause);
       }
     }
     const started = performance.now();
@@ -68,10 +68,14 @@ export class FileSource implements ByteSource {
     try {
       bytesRead = readSync(this.handle.fd, target, at, length, position);
     } catch (cause) {
-      throw new FileAccessError(this.name, `read ${length} bytes at offset ${position}`, cause);
+      throw this.readError(length, position, cause);
     }
     this.mode.blockingRead(bytesRead, performance.now() - started);
     return bytesRead;
+  }
+
+  private readError(length: number, position: number, cause: unknown): FileAccessError {
+    return new FileAccessError(this.name, `read ${length} bytes at offset ${position}`, cause);
   }
 
   async close(): Promise<void> {
