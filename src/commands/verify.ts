@@ -32,8 +32,9 @@ export interface VerifyExactOptions {
 
 /**
  * Worker threads pay off with spare cores: on 16 CPUs verify of the bench's 4.2 GiB model took
- * 3.98 s in one thread and 1.14 s in 8; on 2 vCPUs 2 threads were 0-15% faster than one and
- * used 65 MiB more memory, so there the files are checked in this thread.
+ * 3.98 s in one thread and 1.14 s in 8; on 2 vCPUs 2 threads were about 10% faster than one
+ * (2.89-3.06 s against 3.13-3.40 s) and used 40 MiB more memory, so there the files are checked
+ * in this thread.
  */
 const MIN_CPUS_FOR_THREADS = 2;
 /** The worker threads' script, beside this file once compiled. */

@@ -69,6 +69,9 @@ describe("threadCount", () => {
   });
 });
 
+/** A check a broken worker never gets to: it fails before opening any file. */
+const NO_FILE = { path: "/nonexistent", label: "x", plan: { rank: { tp: 0, pp: 0, ep: 0 }, models: [] } };
+
 describe("verify exact in worker threads", () => {
   it("finds the same differences, counts and bytes as one thread", async () => {
     const mcore = await converted();
@@ -119,8 +122,7 @@ describe("verify exact in worker threads", () => {
     const script = join(await makeTempDir(), "broken-worker.js");
     await writeFile(script, 'throw new Error("this worker cannot start");\n');
     const checker = threadChecker(script, {}, 2);
-    const job = { path: "/nonexistent", label: "x", plan: { rank: { tp: 0, pp: 0, ep: 0 }, models: [] } };
-    const results = await Promise.allSettled([checker.check(job), checker.check(job), checker.check(job)]);
+    const results = await Promise.allSettled([checker.check(NO_FILE), checker.check(NO_FILE), checker.check(NO_FILE)]);
     for (const r of results) {
       expect(r.status).toBe("rejected");
       const reason = (r as PromiseRejectedResult).reason as Error & { code?: string };
@@ -140,8 +142,7 @@ serveRankFileChecks(parentPort, async () => { throw new TypeError("a bug while o
 `,
     );
     const checker = threadChecker(script, {}, 1);
-    const job = { path: "/nonexistent", label: "x", plan: { rank: { tp: 0, pp: 0, ep: 0 }, models: [] } };
-    const error = (await checker.check(job).catch((e: unknown) => e)) as Error;
+    const error = (await checker.check(NO_FILE).catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(Error);
     expect(error).not.toBeInstanceOf(ConvertError);
     expect(error.message).toContain("a bug while opening the source");
