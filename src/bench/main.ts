@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from "commander";
 import { MeasuredRunError } from "./measure.js";
 import { findPythonWithTorch } from "./python.js";
 import type { BenchResults, SizeResult } from "./results.js";
-import { fmtBytes, runSize } from "./suite.js";
+import { CACHE_MODES, fmtBytes, runSize, type CacheMode } from "./suite.js";
 import { chooseDims } from "./synthetic.js";
 import { formatTables, targetChecks } from "./table.js";
 import { byteSize, positiveInt } from "../cli/parse-options.js";
@@ -27,14 +27,18 @@ interface Flags {
   failOnMiss?: boolean;
   quiet?: boolean;
   repeat: number;
+  cache: CacheMode;
 }
+
+const CACHE_METHOD: Record<CacheMode, string> = {
+  warm: "warm: the source was just written and copied once (unmeasured warm-up) and stays in the page cache; outputs are fsynced by the tools, the copy baseline and the torch baseline alike",
+  cold: "cold: before each measured step (baselines and commands alike) `sync` runs and every file of the model's folder is dropped from the page cache (GNU dd iflag=nocache: posix_fadvise DONTNEED), so reads come from the disk; outputs are fsynced by the tools, the copy baseline and the torch baseline alike",
+};
 
 const METHOD = {
   peakRss:
     "getrusage(RUSAGE_SELF).ru_maxrss of the process that does the work, read at its exit: Node commands run in a child process through dist/bench/probe.js (which imports the CLI in-process), the Python ones call resource.getrusage themselves",
   wallTime: "from spawning the child process to its exit, Node or Python start-up included",
-  cache:
-    "warm: the source was just written and copied once (unmeasured warm-up) and stays in the page cache; outputs are fsynced by the tools, the copy baseline and the torch baseline alike",
   ratio: "(seconds / bytes) of the command divided by (seconds / bytes) of its baseline, the mean of one run before and one after; bytes written for copy-like work, bytes read for verify and the read baseline; with --repeat, the round with the median ratio (roundRatios lists every round)",
 };
 
@@ -52,6 +56,7 @@ function parseFlags(argv: readonly string[]): Flags {
     .option("--torch-load-check", "torch.load the TP1 rank file (zip64 when over 4 GiB) and compare it with the plan")
     .option("--verify-torch-output", "check the torch baseline's rank files with `verify` (they must equal ours)")
     .option("--repeat <n>", "run every measurement n times; each command reports its median round", positiveInt("--repeat"), 1)
+    .addOption(new Option("--cache <mode>", "warm: reads come from the page cache; cold: drop the model's files from it before each step, so reads come from the disk").choices(CACHE_MODES).default("warm"))
     .option("--fail-on-miss", "exit 1 when a target is missed")
     .option("--quiet", "no progress lines on stderr")
     .exitOverride();
@@ -87,7 +92,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const root = join(workDir, `model-${size}`);
     const sizeLog = (line: string): void => log(`[${fmtBytes(size)}] ${line}`);
     try {
-      results.push(await runSize(size, d, { root, jobs: flags.jobs, python, torchLoadCheck: flags.torchLoadCheck === true, verifyTorchOutput: flags.verifyTorchOutput === true, keep: flags.keep === true, repeat: flags.repeat, log: sizeLog }));
+      results.push(await runSize(size, d, { root, jobs: flags.jobs, python, torchLoadCheck: flags.torchLoadCheck === true, verifyTorchOutput: flags.verifyTorchOutput === true, keep: flags.keep === true, repeat: flags.repeat, cache: flags.cache, log: sizeLog }));
     } finally {
       if (flags.keep !== true) {
         await rm(root, { recursive: true, force: true });
@@ -107,13 +112,14 @@ async function main(argv: readonly string[]): Promise<number> {
       platform: `${process.platform}-${process.arch}`,
       loadAverage: { start: loadStart, end: loadavg()[0] ?? 0 },
     },
-    options: { sizes, jobs: flags.jobs ?? null, repeat: flags.repeat, workDir },
-    method: METHOD,
+    options: { sizes, jobs: flags.jobs ?? null, repeat: flags.repeat, cache: flags.cache, workDir },
+    method: { ...METHOD, cache: CACHE_METHOD[flags.cache] },
     python: python ?? null,
     sizes: results,
     targets: checks,
   };
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`page cache: ${CACHE_METHOD[flags.cache]}\n`);
   process.stdout.write(formatTables(results, checks));
   process.stdout.write(`results: ${out}\n`);
   return flags.failOnMiss === true && checks.some((c) => !c.met) ? 1 : 0;

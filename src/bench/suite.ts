@@ -3,6 +3,7 @@ import { copyFile, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { measureNode, measurePython } from "./measure.js";
+import { evictTrees } from "./page-cache.js";
 import { TORCH_BASELINE_PY, TORCH_LOAD_CHECK_PY } from "./python-scripts.js";
 import { baselineOf, compared, medianRuns, runOf, type Baseline, type Run, type SizeResult, type TorchComparison, type TorchLoadCheck } from "./results.js";
 import { largestTensorBytes, writeSyntheticModel, type SyntheticDims } from "./synthetic.js";
@@ -19,6 +20,8 @@ export interface SuiteOptions {
   readonly keep: boolean;
   /** Rounds of the whole sequence (>= 1); each command reports its median round. */
   readonly repeat: number;
+  /** warm: reads come from the page cache; cold: every file of `root` is dropped from it before each measured step. */
+  readonly cache: CacheMode;
   readonly log: (line: string) => void;
 }
 
@@ -26,12 +29,23 @@ export interface SuiteOptions {
 export const RATIO_TARGETS = { hf2mcore: 1.15, mcore2hf: 1.25, reshard: 1.25, verify: 1 / 0.9 } as const;
 export const RSS_BASE_BYTES = 256 << 20;
 
+export type CacheMode = "warm" | "cold";
+export const CACHE_MODES: readonly CacheMode[] = ["warm", "cold"];
+
+/** Runs before each measured step: with `cold`, every file of this size's folder leaves the page cache. */
+async function beforeStep(o: SuiteOptions): Promise<void> {
+  if (o.cache === "cold") {
+    await evictTrees([o.root]);
+  }
+}
+
 const BIN = join(PACKAGE_ROOT, "bin", "megatron-convert.js");
 const IO = fileURLToPath(new URL("./io-baseline.js", import.meta.url));
 const TP1_FILE = join("release", "mp_rank_00", "model_optim_rng.pt");
 
 /**
- * One model size: generate it, then run (each as its own process, source warm in the page cache)
+ * One model size: generate it, then run (each as its own process; with `cache: "warm"` the source
+ * stays in the page cache, with "cold" every file is dropped from it before each step)
  * copy, hf2mcore TP4 EP4, torch baseline, copy, hf2mcore TP1, copy, reshard, copy, mcore2hf,
  * copy; read, verify, read. Each command is compared with the baseline runs right before and
  * after it, so neither side runs first and slow drifts of the disk's speed cancel out.
@@ -52,6 +66,7 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
   const done = async (dir: string): Promise<void> => (o.keep ? undefined : rm(dir, { recursive: true, force: true }));
 
   const io = async (name: string, args: string[], bytesOf: string[]): Promise<Run> => {
+    await beforeStep(o);
     const m = await measureNode(name, IO, args, usage);
     const run = runOf(name, ["io-baseline", ...args], m, await treeBytes(bytesOf));
     o.log(`${name}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s`);
@@ -59,6 +74,7 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
   };
   let tag = "";
   const cli = async (name: string, args: string[], out: string | undefined, readTrees: string[] = []): Promise<Run> => {
+    await beforeStep(o);
     const m = await measureNode(name, BIN, args, usage);
     const run = runOf(name, ["megatron-convert", ...args], m, await treeBytes(out === undefined ? readTrees : [out]));
     o.log(`${name}${tag}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s, peak RSS ${fmtBytes(run.peakRssBytes)}`);
@@ -144,6 +160,7 @@ function torchComparison(torch: TorchRun, ours: Run): TorchComparison {
 async function torchBaseline(python: string, hf: string, ours: string, out: string, o: SuiteOptions): Promise<TorchRun> {
   const script = join(o.root, "torch_baseline.py");
   await writeFile(script, TORCH_BASELINE_PY);
+  await beforeStep(o);
   const m = await measurePython("torch baseline", python, script, [hf, out, "4", "4"], join(o.root, "usage.json"));
   const run = runOf("torch baseline tp4 ep4", ["python3", "torch_baseline.py", hf, out, "4", "4"], m, await treeBytes([out]));
   o.log(`${run.name}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s, peak RSS ${fmtBytes(run.peakRssBytes)}`);

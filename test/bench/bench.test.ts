@@ -83,6 +83,8 @@ describe("npm run bench (tiny, not timed)", () => {
     const json = JSON.parse(await readFile(out, "utf8")) as BenchResults;
     expectAllNumbersFinite(json, "bench");
     expect(json.schemaVersion).toBe(1);
+    expect(json.options.cache).toBe("warm");
+    expect(json.method.cache).toMatch(/^warm: /);
     expect(json.machine.cpus).toBeGreaterThan(0);
     expect(Object.keys(json.method).sort()).toEqual(["cache", "peakRss", "ratio", "wallTime"]);
     expect(json.python?.torch).toBeTruthy();
@@ -148,14 +150,17 @@ describe("bench --repeat", () => {
     expect(medianRuns(rounds.slice(0, 1))[0]).toEqual(rounds[0]?.[0]);
   });
 
-  it("runs the whole sequence again per round (tiny, not timed)", async () => {
+  it("runs the whole sequence again per round, cold if asked (tiny, not timed)", async () => {
     const dir = await makeTempDir("mc-bench-");
     const out = join(dir, "bench.json");
-    const args = ["--sizes", "4MiB", "--repeat", "2", "--python", pythonWithTorch(), "--dir", join(dir, "work"), "--out", out, "--quiet"];
+    const args = ["--sizes", "4MiB", "--repeat", "2", "--cache", "cold", "--python", pythonWithTorch(), "--dir", join(dir, "work"), "--out", out, "--quiet"];
     const result = spawnSync(process.execPath, [join(REPO, "dist", "bench", "main.js"), ...args], { encoding: "utf8", maxBuffer: 16 << 20 });
     expect(result.status, result.stderr).toBe(0);
     const json = JSON.parse(await readFile(out, "utf8")) as BenchResults;
     expect(json.options.repeat).toBe(2);
+    expect(json.options.cache).toBe("cold");
+    expect(json.method.cache).toMatch(/^cold: /);
+    expect(result.stdout).toContain("page cache: cold: ");
     const size = defined(json.sizes[0], "the 4 MiB size");
     expect(size.baselines.copy.samples).toHaveLength(10);
     expect(size.baselines.read.samples).toHaveLength(4);
