@@ -1,18 +1,25 @@
-import cliProgress from "cli-progress";
+import type { SingleBar } from "cli-progress";
 import { formatBytes, writeErr } from "./print.js";
 import type { ProgressEvent, ProgressListener } from "../engine/progress.js";
 import type { HubProgressEvent, HubProgressListener } from "../hf/download.js";
+
+type CliProgress = typeof import("cli-progress");
+
+/** cli-progress, loaded only when a bar is drawn: it costs about 20 ms of start-up that a run without a TTY does not need. */
+async function loadCliProgress(): Promise<CliProgress> {
+  return (await import("cli-progress")).default;
+}
 
 /**
  * A cli-progress bar on a TTY; otherwise one plain (or JSON) line per finished file, on stderr,
  * so stdout stays clean for --json output.
  */
-export function progressReporter(options: { json: boolean; quiet: boolean }): { listener: ProgressListener; stop: () => void } {
+export async function progressReporter(options: { json: boolean; quiet: boolean }): Promise<{ listener: ProgressListener; stop: () => void }> {
   if (options.quiet) {
     return { listener: () => undefined, stop: () => undefined };
   }
   if (process.stderr.isTTY && !options.json) {
-    return ttyBar();
+    return ttyBar(await loadCliProgress());
   }
   let files = 0;
   let done = 0;
@@ -27,7 +34,7 @@ export function progressReporter(options: { json: boolean; quiet: boolean }): { 
   return { listener, stop: () => undefined };
 }
 
-function ttyBar(): { listener: ProgressListener; stop: () => void } {
+function ttyBar(cliProgress: CliProgress): { listener: ProgressListener; stop: () => void } {
   const bar = new cliProgress.SingleBar(
     {
       format: "{bar} {percentage}% | {done}/{total_h} | {files} | {speed}",
@@ -65,12 +72,12 @@ function ttyBar(): { listener: ProgressListener; stop: () => void } {
  * Hub downloads: on a TTY a total bar and one bar per file being fetched (cli-progress
  * MultiBar); otherwise one line per finished file (JSON lines with --json), on stderr.
  */
-export function downloadReporter(options: { json: boolean; quiet: boolean }): { listener: HubProgressListener; stop: () => void } {
+export async function downloadReporter(options: { json: boolean; quiet: boolean }): Promise<{ listener: HubProgressListener; stop: () => void }> {
   if (options.quiet) {
     return { listener: () => undefined, stop: () => undefined };
   }
   if (process.stderr.isTTY && !options.json) {
-    return downloadBars();
+    return downloadBars(await loadCliProgress());
   }
   let files = 0;
   let done = 0;
@@ -93,13 +100,13 @@ export function downloadReporter(options: { json: boolean; quiet: boolean }): { 
   return { listener, stop: () => undefined };
 }
 
-function downloadBars(): { listener: HubProgressListener; stop: () => void } {
+function downloadBars(cliProgress: CliProgress): { listener: HubProgressListener; stop: () => void } {
   const multi = new cliProgress.MultiBar(
     { format: "{bar} {percentage}% | {done}/{size} | {name}", hideCursor: true, stream: process.stderr, clearOnComplete: false },
     cliProgress.Presets.shades_classic,
   );
-  const bars = new Map<string, { bar: cliProgress.SingleBar; value: number; size: number }>();
-  let total: { bar: cliProgress.SingleBar; value: number; size: number; files: number; filesDone: number } | undefined;
+  const bars = new Map<string, { bar: SingleBar; value: number; size: number }>();
+  let total: { bar: SingleBar; value: number; size: number; files: number; filesDone: number } | undefined;
   const totalPayload = () => ({ done: formatBytes(total?.value ?? 0), size: formatBytes(total?.size ?? 0), name: `total, ${total?.filesDone ?? 0}/${total?.files ?? 0} files` });
   const listener = (event: HubProgressEvent): void => {
     if (event.kind === "hub-plan") {

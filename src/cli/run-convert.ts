@@ -18,7 +18,7 @@ export async function runHf2Mcore(
   // A repo id is downloaded first (with its own bars), then converted from the cache at the same
   // commit; --dry-run reads only the headers.
   const source = flags.dryRun === true ? hf : await downloadHf(hf, flags);
-  const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
+  const progress = await progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
   try {
     const result = await hf2mcore({ ...target, hf: source, out, jobs: flags.jobs, dryRun: flags.dryRun === true, force: flags.force === true, checkFinite: flags.checkFinite === true, onProgress: progress.listener, worker: flags.worker });
     progress.stop();
@@ -42,7 +42,7 @@ export async function runHf2Mcore(
 
 /** For a repo id: downloads it into the HF cache with progress bars and returns `org/name@<commit>`. */
 export async function downloadHf(hf: string, flags: { json?: boolean; quiet?: boolean }): Promise<string> {
-  const downloads = downloadReporter({ json: flags.json === true, quiet: flags.quiet === true });
+  const downloads = await downloadReporter({ json: flags.json === true, quiet: flags.quiet === true });
   try {
     return await prefetchHfInput(hf, { onDownload: downloads.listener });
   } finally {

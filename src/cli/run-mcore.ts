@@ -27,7 +27,7 @@ export async function runMcore2Hf(
   flags: McoreFlags & { maxShardSize: number; dtype: Dtype | "keep"; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean },
 ): Promise<void> {
   const hfConfig = await hfConfigFolder(flags);
-  const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true });
+  const progress = await progressReporter({ json: flags.json === true, quiet: flags.quiet === true });
   try {
     const result = await mcore2hf({
       mcore,
@@ -66,7 +66,7 @@ export async function runReshard(
   flags: McoreFlags & { sourceIteration?: number | "release"; jobs: number; dryRun?: boolean; force?: boolean; checkFinite?: boolean; json?: boolean; quiet?: boolean; worker?: WorkerShare },
 ): Promise<void> {
   const hfConfig = await hfConfigFolder(flags);
-  const progress = progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
+  const progress = await progressReporter({ json: flags.json === true, quiet: flags.quiet === true || flags.dryRun === true });
   try {
     const result = await reshard({
       ...target,
@@ -104,7 +104,7 @@ async function hfConfigFolder(flags: { hfConfig?: string; json?: boolean; quiet?
   if (flags.hfConfig === undefined) {
     return undefined;
   }
-  const downloads = downloadReporter({ json: flags.json === true, quiet: flags.quiet === true });
+  const downloads = await downloadReporter({ json: flags.json === true, quiet: flags.quiet === true });
   try {
     return await resolveHfConfigInput(flags.hfConfig, { onDownload: downloads.listener });
   } finally {

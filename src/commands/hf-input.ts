@@ -7,7 +7,7 @@ import { parseSafetensorsIndex } from "../formats/safetensors/index-json.js";
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME } from "../formats/safetensors/spec.js";
 import { TOKENIZER_FILES } from "../hf/config-writer.js";
 import { openHubSnapshot, type HubProgressListener, type HubSnapshot } from "../hf/download.js";
-import { HubClient, hubOptionsFromEnv, type HubOptions } from "../hf/hub.js";
+import type { HubClient, HubOptions } from "../hf/hub.js";
 import { HubNoWeightsError } from "../hf/hub-errors.js";
 import { parseRepoId, type RepoRef } from "../hf/repo-id.js";
 import { openRemoteCheckpoint } from "../hf/remote-checkpoint.js";
@@ -87,9 +87,15 @@ export async function resolveHfConfigInput(input: string, options: HfInputOption
   if (ref === undefined) {
     return input;
   }
-  const snapshot = await openHubSnapshot(new HubClient(options.hub ?? hubOptionsFromEnv()), ref, CANDIDATES);
+  const snapshot = await openHubSnapshot(await hubClient(options.hub), ref, CANDIDATES);
   await snapshot.download([CONFIG_FILE, ...TOKENIZER_FILES.filter((f) => snapshot.has(f))], { onProgress: options.onDownload });
   return snapshot.dir;
+}
+
+/** Loaded on first use: @huggingface/hub costs about 55 ms of start-up that a local folder does not need. */
+async function hubClient(options: HubOptions | undefined): Promise<HubClient> {
+  const hub = await import("../hf/hub.js");
+  return new hub.HubClient(options ?? hub.hubOptionsFromEnv());
 }
 
 async function openLocal(dir: string): Promise<HfModel> {
@@ -102,7 +108,7 @@ async function openLocal(dir: string): Promise<HfModel> {
 
 /** config.json (and the index) first, so an unsupported model fails before any weight is fetched. */
 async function openHub(ref: RepoRef, options: HfInputOptions): Promise<HfModel> {
-  const snapshot = await openHubSnapshot(new HubClient(options.hub ?? hubOptionsFromEnv()), ref, CANDIDATES);
+  const snapshot = await openHubSnapshot(await hubClient(options.hub), ref, CANDIDATES);
   const onProgress = options.onDownload;
   const indexed = snapshot.has(INDEX_FILE_NAME);
   if (!indexed && !snapshot.has(SINGLE_FILE_NAME)) {

@@ -1,9 +1,11 @@
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runPython } from "../support/python.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
+import { REPO } from "../support/tiny-model.js";
 import { makeTempDir } from "../support/tmpdir.js";
 
 /** Edits one rank file with real torch (load, change, torch.save), as a careless tool would. */
@@ -46,6 +48,20 @@ describe("the command line", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(join(dir, "config.json"));
     expect(existsSync(join(dir, "out"))).toBe(false);
+  });
+
+  it("draws a progress bar on a terminal (cli-progress, loaded only there) and plain lines elsewhere", async () => {
+    const dir = await makeTempDir();
+    const log = join(dir, "tty.log");
+    const args = [process.execPath, join(REPO, "bin", "megatron-convert.js"), "hf2mcore", FIXTURE, join(dir, "tty"), "--tp", "2", "--ep", "2"];
+    // util-linux's script runs the command on a pseudo-terminal and records what it drew
+    const tty = spawnSync("script", ["-qec", args.map((a) => `'${a}'`).join(" "), log], { encoding: "utf8" });
+    expect(tty.status, tty.stderr).toBe(0);
+    expect(await readFile(log, "utf8")).toMatch(/100% \| 725 KiB\/725 KiB \| 4\/4 files/);
+    const plain = runCli(["hf2mcore", FIXTURE, join(dir, "plain"), "--tp", "2", "--ep", "2"]);
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toMatch(/^\[4\/4\] release\/mp_rank_0[01]_00[01]\/model_optim_rng\.pt$/m);
+    expect(plain.stderr).not.toContain("100%");
   });
 
   it("plans without writing, listing rank files and flags", () => {
