@@ -2,7 +2,8 @@
 # `npm run bench` on a bigger machine, plus how verify scales with --jobs (worker threads).
 # Needs node >= 20 on PATH (or NODE_XZ=path to an xz-compressed node binary), dist/ built and
 # production node_modules (NODE_MODULES=path to link). Env: RESULTS (default $OUT or ./bench-results),
-# BENCH_SIZES (default 1GiB,4GiB), BENCH_REPEAT (default 2), BENCH_TIMEOUT (seconds, default 420),
+# BENCH_SIZES (default 1GiB,4GiB), BENCH_REPEAT (default 2), BENCH_CACHE (warm or cold, default warm),
+# BENCH_TIMEOUT (seconds, default 420),
 # SCALING_SIZE (GiB of the model verify's --jobs scaling runs on, default 4).
 set -u
 cd "$(dirname "$0")/../.."
@@ -28,5 +29,5 @@ mkdir -p "$RESULTS"
   rm -rf "$WORK/hf" "$WORK/tp4ep4"
 } 2>&1 | tee "$RESULTS/scaling.log"
 timeout "${BENCH_TIMEOUT:-420}" node dist/bench/main.js --sizes "${BENCH_SIZES:-1GiB,4GiB}" --repeat "${BENCH_REPEAT:-2}" \
-  --torch-load-check --dir "$WORK/bench" --out "$RESULTS/bench.json" 2>&1 | tee "$RESULTS/bench.log"
+  --cache "${BENCH_CACHE:-warm}" --torch-load-check --dir "$WORK/bench" --out "$RESULTS/bench.json" 2>&1 | tee "$RESULTS/bench.log"
 rm -rf "$WORK"
