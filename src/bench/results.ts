@@ -13,12 +13,15 @@ export interface BenchResults {
     /** 1-minute load average before and after: other work on the machine skews every number. */
     readonly loadAverage: { readonly start: number; readonly end: number };
   };
-  readonly options: { readonly sizes: readonly number[]; readonly jobs: number | null; readonly repeat: number; readonly cache: "warm" | "cold"; readonly workDir: string };
+  readonly options: { readonly sizes: readonly number[]; readonly jobs: number | null; readonly repeat: number; readonly cache: CacheMode; readonly workDir: string };
   readonly method: { readonly peakRss: string; readonly wallTime: string; readonly cache: string; readonly ratio: string };
   readonly python: { readonly python: string; readonly torch: string } | null;
   readonly sizes: readonly SizeResult[];
   readonly targets: readonly TargetCheck[];
 }
+
+/** warm: reads come from the page cache; cold: every file of the model's folder is dropped from it before each measured step. */
+export type CacheMode = "warm" | "cold";
 
 export interface SizeResult {
   readonly requestedBytes: number;

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { measureNode, measurePython } from "./measure.js";
 import { evictTrees } from "./page-cache.js";
 import { TORCH_BASELINE_PY, TORCH_LOAD_CHECK_PY } from "./python-scripts.js";
-import { baselineOf, compared, medianRuns, runOf, type Baseline, type Run, type SizeResult, type TorchComparison, type TorchLoadCheck } from "./results.js";
+import { baselineOf, compared, medianRuns, runOf, type Baseline, type CacheMode, type Run, type SizeResult, type TorchComparison, type TorchLoadCheck } from "./results.js";
 import { largestTensorBytes, writeSyntheticModel, type SyntheticDims } from "./synthetic.js";
 import { treeBytes } from "./tree.js";
 import { PACKAGE_ROOT } from "../package-root.js";
@@ -20,7 +20,6 @@ export interface SuiteOptions {
   readonly keep: boolean;
   /** Rounds of the whole sequence (>= 1); each command reports its median round. */
   readonly repeat: number;
-  /** warm: reads come from the page cache; cold: every file of `root` is dropped from it before each measured step. */
   readonly cache: CacheMode;
   readonly log: (line: string) => void;
 }
@@ -29,7 +28,6 @@ export interface SuiteOptions {
 export const RATIO_TARGETS = { hf2mcore: 1.15, mcore2hf: 1.25, reshard: 1.25, verify: 1 / 0.9 } as const;
 export const RSS_BASE_BYTES = 256 << 20;
 
-export type CacheMode = "warm" | "cold";
 export const CACHE_MODES: readonly CacheMode[] = ["warm", "cold"];
 
 /** Runs before each measured step: with `cold`, every file of this size's folder leaves the page cache. */

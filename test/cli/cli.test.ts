@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runPython } from "../support/python.js";
@@ -62,6 +62,30 @@ describe("the command line", () => {
     expect(plain.code).toBe(0);
     expect(plain.stderr).toMatch(/^\[4\/4\] release\/mp_rank_0[01]_00[01]\/model_optim_rng\.pt$/m);
     expect(plain.stderr).not.toContain("100%");
+  });
+
+  it("loads neither the Hub client nor cli-progress for a local folder without a terminal (start-up time)", async () => {
+    const dir = await makeTempDir();
+    const log = join(dir, "resolved.txt");
+    // a module-resolution hook (node:module register) that writes down every module the run loads
+    await writeFile(join(dir, "hooks.mjs"), `import { appendFileSync } from "node:fs";
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  appendFileSync(${JSON.stringify(log)}, result.url + "\\n");
+  return result;
+}
+`);
+    await writeFile(join(dir, "register.mjs"), `import { register } from "node:module";\nregister("./hooks.mjs", import.meta.url);\n`);
+    const bin = join(REPO, "bin", "megatron-convert.js");
+    for (const args of [["plan", FIXTURE, "--tp", "2"], ["hf2mcore", FIXTURE, join(dir, "out"), "--tp", "2"], ["verify", FIXTURE, join(dir, "out")]]) {
+      const r = spawnSync(process.execPath, ["--import", join(dir, "register.mjs"), bin, ...args], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const loaded = await readFile(log, "utf8");
+    expect(loaded).toContain("/node_modules/commander/"); // the hook saw the run's modules
+    expect(loaded).toContain("/dist/commands/verify.js");
+    expect(loaded).not.toContain("@huggingface/hub");
+    expect(loaded).not.toContain("cli-progress");
   });
 
   it("plans without writing, listing rank files and flags", () => {
