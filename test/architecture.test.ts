@@ -13,8 +13,9 @@ async function imports(): Promise<{ file: string; target: string; internal: bool
         await walk(path);
       } else if (e.name.endsWith(".ts")) {
         const text = await readFile(path, "utf8");
-        for (const m of text.matchAll(/^(?:import|export)[^'"]*?from\s+["']([^"']+)["']/gm)) {
-          const spec = m[1] ?? "";
+        // static imports and re-exports, and dynamic import("...") (modules loaded lazily)
+        for (const m of text.matchAll(/^(?:import|export)[^'"]*?from\s+["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']\s*\)/gm)) {
+          const spec = m[1] ?? m[2] ?? "";
           const target = spec.startsWith(".") ? relative(join(REPO, "src"), join(dir, spec)).replace(/\.js$/, "") : spec;
           out.push({ file: relative(join(REPO, "src"), path), target, internal: spec.startsWith(".") });
         }

@@ -3,9 +3,10 @@ import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { MeasuredRunError } from "./measure.js";
+import { assertEvictable, PageCacheError } from "./page-cache.js";
 import { findPythonWithTorch } from "./python.js";
-import type { BenchResults, CacheMode, SizeResult } from "./results.js";
-import { CACHE_MODES, fmtBytes, runSize } from "./suite.js";
+import { CACHE_MODES, type BenchResults, type CacheMode, type SizeResult } from "./results.js";
+import { fmtBytes, runSize } from "./suite.js";
 import { chooseDims } from "./synthetic.js";
 import { formatTables, targetChecks } from "./table.js";
 import { byteSize, positiveInt } from "../cli/parse-options.js";
@@ -30,9 +31,10 @@ interface Flags {
   cache: CacheMode;
 }
 
+const FSYNCED = "outputs are fsynced by the tools, the copy baseline and the torch baseline alike";
 const CACHE_METHOD: Record<CacheMode, string> = {
-  warm: "warm: the source was just written and copied once (unmeasured warm-up) and stays in the page cache; outputs are fsynced by the tools, the copy baseline and the torch baseline alike",
-  cold: "cold: before each measured step (baselines and commands alike) `sync` runs and every file of the model's folder is dropped from the page cache (GNU dd iflag=nocache: posix_fadvise DONTNEED), so reads come from the disk; outputs are fsynced by the tools, the copy baseline and the torch baseline alike",
+  warm: `warm: the source was just written and copied once (unmeasured warm-up) and stays in the page cache; ${FSYNCED}`,
+  cold: `cold: before each measured step (baselines and commands alike) every file of the model's folder is dropped from the page cache (sync -f, then GNU dd iflag=nocache: posix_fadvise DONTNEED), so reads come from the disk; ${FSYNCED}`,
 };
 
 const METHOD = {
@@ -69,6 +71,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const sizes = [...new Set(flags.sizes ?? [Math.floor(flags.size / 4), flags.size])].sort((a, b) => a - b);
   const workDir = flags.dir === undefined ? await mkdtemp(join(tmpdir(), "megatron-convert-bench-")) : resolve(flags.dir);
   await mkdir(workDir, { recursive: true });
+  if (flags.cache === "cold") {
+    await assertEvictable(workDir);
+  }
   const out = resolve(flags.out ?? join(workDir, "bench-results.json"));
   const python = flags.torch ? findPythonWithTorch(flags.python) : undefined;
   const log = (line: string): void => {
@@ -131,7 +136,7 @@ try {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode === 0 ? 0 : 2;
   } else {
-    process.stderr.write(`bench: ${error instanceof MeasuredRunError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(`bench: ${error instanceof MeasuredRunError || error instanceof PageCacheError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 2;
   }
 }

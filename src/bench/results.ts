@@ -20,8 +20,9 @@ export interface BenchResults {
   readonly targets: readonly TargetCheck[];
 }
 
-/** warm: reads come from the page cache; cold: every file of the model's folder is dropped from it before each measured step. */
-export type CacheMode = "warm" | "cold";
+/** `--cache`: where the measured steps' reads come from (README "Benchmark", src/bench/page-cache.ts). */
+export const CACHE_MODES = ["warm", "cold"] as const;
+export type CacheMode = (typeof CACHE_MODES)[number];
 
 export interface SizeResult {
   readonly requestedBytes: number;

@@ -28,7 +28,6 @@ export interface SuiteOptions {
 export const RATIO_TARGETS = { hf2mcore: 1.15, mcore2hf: 1.25, reshard: 1.25, verify: 1 / 0.9 } as const;
 export const RSS_BASE_BYTES = 256 << 20;
 
-export const CACHE_MODES: readonly CacheMode[] = ["warm", "cold"];
 
 /** Runs before each measured step: with `cold`, every file of this size's folder leaves the page cache. */
 async function beforeStep(o: SuiteOptions): Promise<void> {
@@ -79,7 +78,7 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     return run;
   };
 
-  // Warm-up: reads the source into the page cache and lets the disk settle after generation.
+  // Warm-up: lets the disk settle after generation (and, with a warm cache, reads the source into it).
   await io("warm-up copy", ["copy", p("copy"), hf], [hf]);
   await rm(p("copy"), { recursive: true, force: true });
   const allCopies: Run[] = [];

@@ -2,7 +2,7 @@ import { formatBytes, writeOut } from "./print.js";
 import { downloadReporter, progressReporter } from "./progress-bars.js";
 import { workerJson, workerLine } from "./worker-report.js";
 import type { TargetOptions } from "../commands/build-plan.js";
-import { resolveHfConfigInput } from "../commands/hf-input.js";
+import { hubRefOf, resolveHfConfigInput } from "../commands/hf-input.js";
 import { mcore2hf } from "../commands/mcore2hf.js";
 import { reshard } from "../commands/reshard.js";
 import type { WorkerShare } from "../engine/worker-split.js";
@@ -101,8 +101,8 @@ export async function runReshard(
 
 /** --hf-config org/name[@rev]: config.json and tokenizer files fetched into the HF cache; its snapshot folder is used. */
 async function hfConfigFolder(flags: { hfConfig?: string; json?: boolean; quiet?: boolean }): Promise<string | undefined> {
-  if (flags.hfConfig === undefined) {
-    return undefined;
+  if (flags.hfConfig === undefined || (await hubRefOf(flags.hfConfig)) === undefined) {
+    return flags.hfConfig; // none, or a local path: nothing to download, no bars to load
   }
   const downloads = await downloadReporter({ json: flags.json === true, quiet: flags.quiet === true });
   try {

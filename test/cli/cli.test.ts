@@ -64,7 +64,7 @@ describe("the command line", () => {
     expect(plain.stderr).not.toContain("100%");
   });
 
-  it("loads neither the Hub client nor cli-progress for a local folder without a terminal (start-up time)", async () => {
+  it("loads neither the Hub client nor cli-progress for local folders, nor cli-progress where no bar is drawn (start-up time)", async () => {
     const dir = await makeTempDir();
     const log = join(dir, "resolved.txt");
     // a module-resolution hook (node:module register) that writes down every module the run loads
@@ -76,14 +76,22 @@ export async function resolve(specifier, context, next) {
 }
 `);
     await writeFile(join(dir, "register.mjs"), `import { register } from "node:module";\nregister("./hooks.mjs", import.meta.url);\n`);
-    const bin = join(REPO, "bin", "megatron-convert.js");
-    for (const args of [["plan", FIXTURE, "--tp", "2"], ["hf2mcore", FIXTURE, join(dir, "out"), "--tp", "2"], ["verify", FIXTURE, join(dir, "out")]]) {
-      const r = spawnSync(process.execPath, ["--import", join(dir, "register.mjs"), bin, ...args], { encoding: "utf8" });
+    const hooked = (args: readonly string[]): string[] => [process.execPath, "--import", join(dir, "register.mjs"), join(REPO, "bin", "megatron-convert.js"), ...args];
+    const out = join(dir, "out");
+    const runs = [["plan", FIXTURE, "--tp", "2"], ["hf2mcore", FIXTURE, out, "--tp", "2"], ["verify", FIXTURE, out], ["mcore2hf", out, join(dir, "back"), "--hf-config", FIXTURE]];
+    for (const args of runs) {
+      const [node, ...rest] = hooked(args);
+      const r = spawnSync(node ?? "", rest, { encoding: "utf8" });
       expect(r.status, r.stderr).toBe(0);
     }
+    // verify on a terminal too: it draws no bar
+    const tty = spawnSync("script", ["-qec", hooked(["verify", FIXTURE, out]).map((a) => `'${a}'`).join(" "), join(dir, "tty.log")], { encoding: "utf8" });
+    expect(tty.status, tty.stderr).toBe(0);
+    expect(await readFile(join(dir, "tty.log"), "utf8")).toContain("verify exact: OK");
     const loaded = await readFile(log, "utf8");
-    expect(loaded).toContain("/node_modules/commander/"); // the hook saw the run's modules
+    expect(loaded).toContain("/node_modules/commander/"); // the hook saw the runs' modules
     expect(loaded).toContain("/dist/commands/verify.js");
+    expect(loaded).toContain("/dist/commands/mcore2hf.js");
     expect(loaded).not.toContain("@huggingface/hub");
     expect(loaded).not.toContain("cli-progress");
   });
