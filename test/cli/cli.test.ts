@@ -23,6 +23,13 @@ function editRankFile(file: string, edit: string): void {
   );
 }
 
+/** Runs `command` on a pseudo-terminal (util-linux script) and returns what it drew there. */
+async function onTerminal(command: readonly string[], log: string): Promise<string> {
+  const r = spawnSync("script", ["-qec", command.map((a) => `'${a}'`).join(" "), log], { encoding: "utf8" });
+  expect(r.status, r.stderr).toBe(0);
+  return readFile(log, "utf8");
+}
+
 describe("the command line", () => {
   it("prints help with exit 0 and lists the commands", () => {
     const r = runCli(["--help"]);
@@ -52,12 +59,8 @@ describe("the command line", () => {
 
   it("draws a progress bar on a terminal (cli-progress, loaded only there) and plain lines elsewhere", async () => {
     const dir = await makeTempDir();
-    const log = join(dir, "tty.log");
     const args = [process.execPath, join(REPO, "bin", "megatron-convert.js"), "hf2mcore", FIXTURE, join(dir, "tty"), "--tp", "2", "--ep", "2"];
-    // util-linux's script runs the command on a pseudo-terminal and records what it drew
-    const tty = spawnSync("script", ["-qec", args.map((a) => `'${a}'`).join(" "), log], { encoding: "utf8" });
-    expect(tty.status, tty.stderr).toBe(0);
-    expect(await readFile(log, "utf8")).toMatch(/100% \| 725 KiB\/725 KiB \| 4\/4 files/);
+    expect(await onTerminal(args, join(dir, "tty.log"))).toMatch(/100% \| 725 KiB\/725 KiB \| 4\/4 files/);
     const plain = runCli(["hf2mcore", FIXTURE, join(dir, "plain"), "--tp", "2", "--ep", "2"]);
     expect(plain.code).toBe(0);
     expect(plain.stderr).toMatch(/^\[4\/4\] release\/mp_rank_0[01]_00[01]\/model_optim_rng\.pt$/m);
@@ -76,18 +79,15 @@ export async function resolve(specifier, context, next) {
 }
 `);
     await writeFile(join(dir, "register.mjs"), `import { register } from "node:module";\nregister("./hooks.mjs", import.meta.url);\n`);
-    const hooked = (args: readonly string[]): string[] => [process.execPath, "--import", join(dir, "register.mjs"), join(REPO, "bin", "megatron-convert.js"), ...args];
+    const hooked = (args: readonly string[]): string[] => ["--import", join(dir, "register.mjs"), join(REPO, "bin", "megatron-convert.js"), ...args];
     const out = join(dir, "out");
     const runs = [["plan", FIXTURE, "--tp", "2"], ["hf2mcore", FIXTURE, out, "--tp", "2"], ["verify", FIXTURE, out], ["mcore2hf", out, join(dir, "back"), "--hf-config", FIXTURE]];
     for (const args of runs) {
-      const [node, ...rest] = hooked(args);
-      const r = spawnSync(node ?? "", rest, { encoding: "utf8" });
+      const r = spawnSync(process.execPath, hooked(args), { encoding: "utf8" });
       expect(r.status, r.stderr).toBe(0);
     }
     // verify on a terminal too: it draws no bar
-    const tty = spawnSync("script", ["-qec", hooked(["verify", FIXTURE, out]).map((a) => `'${a}'`).join(" "), join(dir, "tty.log")], { encoding: "utf8" });
-    expect(tty.status, tty.stderr).toBe(0);
-    expect(await readFile(join(dir, "tty.log"), "utf8")).toContain("verify exact: OK");
+    expect(await onTerminal([process.execPath, ...hooked(["verify", FIXTURE, out])], join(dir, "tty.log"))).toContain("verify exact: OK");
     const loaded = await readFile(log, "utf8");
     expect(loaded).toContain("/node_modules/commander/"); // the hook saw the runs' modules
     expect(loaded).toContain("/dist/commands/verify.js");

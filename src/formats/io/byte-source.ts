@@ -1,6 +1,7 @@
 /**
  * Random access to the bytes of one file (local, or remote through ranged requests).
- * `read` returns exactly `length` bytes or throws EndOfFileError.
+ * `read` returns exactly `length` bytes, in a new array the caller owns (it may write into it, as
+ * readMatrixRect does), or throws EndOfFileError.
  */
 export interface ByteSource {
   /** Shown in errors: a path or a URL. */
