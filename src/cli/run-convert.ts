@@ -1,10 +1,11 @@
 import type { ModelDims } from "../model/model-dims.js";
 import { formatBytes, table, writeErr, writeOut } from "./print.js";
-import { downloadReporter, progressReporter } from "./progress-bars.js";
+import { downloadHf } from "./hf-download.js";
+import { progressReporter } from "./progress-bars.js";
 import type { BuiltPlan, TargetOptions } from "../commands/build-plan.js";
 import { buildPlan } from "../commands/build-plan.js";
 import { hf2mcore } from "../commands/convert.js";
-import { hubRefOf, openHfModel, prefetchHfInput } from "../commands/hf-input.js";
+import { openHfModel } from "../commands/hf-input.js";
 import { rankFileSummaries } from "../commands/manifest.js";
 import { workerJson, workerLine } from "./worker-report.js";
 import type { WorkerShare } from "../engine/worker-split.js";
@@ -37,19 +38,6 @@ export async function runHf2Mcore(
     }
   } finally {
     progress.stop();
-  }
-}
-
-/** For a repo id: downloads it into the HF cache with progress bars and returns `org/name@<commit>`. */
-export async function downloadHf(hf: string, flags: { json?: boolean; quiet?: boolean }): Promise<string> {
-  if ((await hubRefOf(hf)) === undefined) {
-    return hf; // a local folder: nothing to download, no bars to load
-  }
-  const downloads = await downloadReporter({ json: flags.json === true, quiet: flags.quiet === true });
-  try {
-    return await prefetchHfInput(hf, { onDownload: downloads.listener });
-  } finally {
-    downloads.stop();
   }
 }
 

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { table, writeOut } from "./print.js";
-import { downloadHf } from "./run-convert.js";
+import { downloadHf } from "./hf-download.js";
 import { ExitWithCode } from "../errors.js";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
