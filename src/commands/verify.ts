@@ -31,12 +31,14 @@ export interface VerifyExactOptions {
 }
 
 /**
- * Worker threads pay off with spare cores: on 16 CPUs verify of the bench's 4.2 GiB model took
- * 3.98 s in one thread and 1.14 s in 8; on 2 vCPUs 2 threads were about 10% faster than one
- * (2.89-3.06 s against 3.13-3.40 s) and used 40 MiB more memory, so there the files are checked
- * in this thread.
+ * Worker threads pay off on any machine with a second core: on 16 CPUs verify of the bench's
+ * 4.2 GiB model took 3.98 s in one thread and 1.14 s in 8. On 2 vCPUs, with each thread's young
+ * generation capped (exact-threads.ts), 2 threads against one on a 4.3 GiB model (hidden 2048):
+ * 1.52-1.56 against 1.75-2.05 s warm, 5.25-5.93 against 6.71-7.12 s cold; on the 1.1 GiB model
+ * about the same (0.98-1.02 against 0.88-1.14 s warm, 1.80-2.01 against 1.82-2.70 s cold); peak
+ * RSS 98-101 MiB for both sizes, against 70 MiB in one thread.
  */
-const MIN_CPUS_FOR_THREADS = 2;
+const MIN_CPUS_FOR_THREADS = 1;
 /** The worker threads' script, beside this file once compiled. */
 const WORKER_SCRIPT = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 

@@ -8,7 +8,7 @@ import { PyDict, TensorRef } from "../../src/formats/torch/pickle/values.js";
 import { modelChunks } from "../../src/megatron/detect.js";
 import { threadCount } from "../../src/commands/verify.js";
 import { ConvertError } from "../../src/errors.js";
-import { threadChecker } from "../../src/verify/exact-threads.js";
+import { threadChecker, WORKER_YOUNG_GENERATION_MB } from "../../src/verify/exact-threads.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
@@ -58,7 +58,8 @@ async function verify(mcore: string, jobs: number, threads: boolean) {
 
 describe("threadCount", () => {
   it("uses threads only with spare CPUs, and by default no more than the CPUs", () => {
-    expect(threadCount(8, 16, undefined, 2)).toBe(1);
+    expect(threadCount(8, 16, undefined, 1)).toBe(1);
+    expect(threadCount(8, 16, undefined, 2)).toBe(2);
     expect(threadCount(32, 64, undefined, 16)).toBe(16);
     expect(threadCount(8, 16, undefined, 16)).toBe(8);
     expect(threadCount(8, 3, undefined, 16)).toBe(3);
@@ -116,6 +117,38 @@ describe("verify exact in worker threads", () => {
     const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
     expect(result.stderr).toBe("");
     expect(result.stdout.trim()).toBe("[true,2]");
+  });
+
+  it("caps each thread's young generation, so that a long check does not grow every thread", async () => {
+    // The thread makes garbage with survivors, as a long check does (uncapped, V8 doubled its new
+    // space from 2 to 8 MiB on this much), then answers with the limit as it sees it and the size
+    // of its new space: two semi-spaces, two thirds of the young generation.
+    const script = join(await makeTempDir(), "limits-worker.mjs");
+    await writeFile(
+      script,
+      `import { parentPort, resourceLimits } from "node:worker_threads";
+import { getHeapSpaceStatistics } from "node:v8";
+parentPort.on("message", (request) => {
+  if (request.type === "close") { parentPort.close(); return; }
+  let live = [];
+  for (let i = 0; i < 3e6; i++) { live.push({ i }); if (live.length > 20000) live = []; }
+  const newSpace = getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
+  const counts = { files: resourceLimits.maxYoungGenerationSizeMb, tensors: newSpace.space_size, bytes: 0 };
+  parentPort.postMessage({ id: request.id, result: { differences: [], counts } });
+});
+`,
+    );
+    const checker = threadChecker(script, {}, 2);
+    try {
+      const results = await Promise.all([checker.check(NO_FILE), checker.check(NO_FILE)]);
+      for (const { counts } of results) {
+        expect(counts.files).toBe(WORKER_YOUNG_GENERATION_MB);
+        expect(counts.tensors).toBeGreaterThan(0);
+        expect(counts.tensors).toBeLessThanOrEqual(((WORKER_YOUNG_GENERATION_MB << 20) * 2) / 3);
+      }
+    } finally {
+      await checker.close();
+    }
   });
 
   it("fails every check with a clear error, and closes, when a thread cannot start", async () => {
