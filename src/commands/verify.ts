@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -8,7 +8,7 @@ import { MANIFEST_FILE } from "./manifest.js";
 import { FileSource } from "../formats/io/file-source.js";
 import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { RANK_FILE } from "../megatron/checkpoint-layout.js";
-import { openCheckpointFolder } from "../megatron/checkpoint-folder.js";
+import { openCheckpointFolder, rankFileIn, type CheckpointFolder } from "../megatron/checkpoint-folder.js";
 import { detectTarget } from "../megatron/detect.js";
 import { checkCheckpoint, inProcessChecker, type RankFileChecker } from "../verify/exact.js";
 import { threadChecker, workerScriptExists } from "../verify/exact-threads.js";
@@ -24,36 +24,42 @@ export interface VerifyExactOptions {
   readonly jobs: number;
   /**
    * Check files in worker threads: true runs `jobs` threads when more than one job runs and the
-   * compiled worker is there; false checks everything in this thread; default: on a machine with
-   * more than MIN_CPUS_FOR_THREADS CPUs, up to one thread per CPU (see threadCount).
+   * compiled worker is there; false checks everything in this thread; default: up to one thread
+   * per CPU, when they pay for their start (see threadCount).
    */
   readonly threads?: boolean;
 }
 
 /**
- * Worker threads pay off on any machine with a second core: on 16 CPUs verify of the bench's
- * 4.2 GiB model took 3.98 s in one thread and 1.14 s in 8. On 2 vCPUs, with each thread's young
- * generation capped (exact-threads.ts), 2 threads against one on a 4.3 GiB model (hidden 2048):
- * 1.52-1.56 against 1.75-2.05 s warm, 5.25-5.93 against 6.71-7.12 s cold; on the 1.1 GiB model
- * about the same (0.98-1.02 against 0.88-1.14 s warm, 1.80-2.01 against 1.82-2.70 s cold); peak
- * RSS 98-101 MiB for both sizes, against 70 MiB in one thread.
+ * Starting the threads costs about 0.2 s (each loads the code and opens the source: verify of the
+ * tiny fixture in 2 threads 0.33-0.37 s, in one 0.14 s, on 2 vCPUs), so they must save more than
+ * that. With spare cores they do on any real model (16 CPUs, the bench's 4.2 GiB model: 3.98 s in
+ * one thread, 2.32 s in 2, 1.14 s in 8). On a 2-CPU machine the two threads share the cores with
+ * this thread and V8's helpers and are only 1.2-1.3x as fast as one (each thread's young
+ * generation capped: exact-threads.ts): on a 4.3 GiB model (6.6 GB of rank files) 1.52-1.56
+ * against 1.75-2.05 s warm and 5.25-5.93 against 6.71-7.12 s cold, but on the 1.1 GiB one (1.7 GB)
+ * no faster warm (0.98-1.02 against 0.88-1.14 s) and slower cold (bench: 1.86-2.54 s, against
+ * 1.69-1.73 s in one thread in the previous one). So there threads wait for this many bytes.
  */
-const MIN_CPUS_FOR_THREADS = 1;
+export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 2e9;
 /** The worker threads' script, beside this file once compiled. */
 const WORKER_SCRIPT = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 
 /**
- * How many threads check `files` rank files with `jobs` at once: one (this thread) unless more
- * than one job runs and threads are forced on or, by default, the machine has more than
- * MIN_CPUS_FOR_THREADS CPUs; by default never more than the CPUs (each thread holds every
- * source shard open and a core busy), forced on exactly as many as the jobs.
+ * How many threads check `files` rank files holding `bytes` with `jobs` at once: forced on,
+ * exactly as many as the jobs (at most one per file); forced off or one job, one (this thread);
+ * by default one per CPU at most (each thread holds every source shard open and a core busy),
+ * and on a machine of one or two CPUs, one under MIN_BYTES_FOR_THREADS_ON_TWO_CPUS.
  */
-export function threadCount(jobs: number, files: number, threads: boolean | undefined, cpus: number): number {
+export function threadCount(jobs: number, files: number, threads: boolean | undefined, cpus: number, bytes: number): number {
   const wanted = Math.min(jobs, files);
-  if (wanted <= 1 || threads === false || (threads === undefined && cpus <= MIN_CPUS_FOR_THREADS)) {
+  if (wanted <= 1 || threads === false) {
     return 1;
   }
-  return threads === true ? wanted : Math.min(wanted, cpus);
+  if (threads === true) {
+    return wanted;
+  }
+  return cpus <= 2 && bytes < MIN_BYTES_FOR_THREADS_ON_TWO_CPUS ? 1 : Math.min(wanted, cpus);
 }
 
 /**
@@ -67,7 +73,9 @@ export async function verifyExact(options: VerifyExactOptions): Promise<ExactRep
   try {
     const folder = await openCheckpointFolder(options.mcore, options.iteration);
     const target = await resolveTarget(options, folder.iterationDir, folder.rankDirs[0] ?? "", folder.iteration);
-    const threads = workerScriptExists(WORKER_SCRIPT) ? threadCount(options.jobs, folder.rankDirs.length, options.threads, availableParallelism()) : 1;
+    const threads = workerScriptExists(WORKER_SCRIPT)
+      ? threadCount(options.jobs, folder.rankDirs.length, options.threads, availableParallelism(), await rankFileBytes(folder))
+      : 1;
     const checker: RankFileChecker = threads > 1 ? threadChecker(WORKER_SCRIPT, { hfDir: model.dir } satisfies VerifyWorkerData, threads) : inProcessChecker(model.space);
     let checked: Awaited<ReturnType<typeof checkCheckpoint>>;
     let built: Awaited<ReturnType<typeof buildPlan>>;
@@ -129,3 +137,8 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** The bytes of the rank files that are there (a missing one is reported by the check). */
+async function rankFileBytes(folder: CheckpointFolder): Promise<number> {
+  const sizes = await Promise.all(folder.rankDirs.map((dir) => stat(rankFileIn(folder, dir)).then((s) => s.size, () => 0)));
+  return sizes.reduce((a, b) => a + b, 0);
+}

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { readTorchCheckpointFile } from "../../src/formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../../src/formats/torch/pickle/values.js";
 import { modelChunks } from "../../src/megatron/detect.js";
-import { threadCount } from "../../src/commands/verify.js";
+import { MIN_BYTES_FOR_THREADS_ON_TWO_CPUS, threadCount } from "../../src/commands/verify.js";
 import { ConvertError } from "../../src/errors.js";
 import { threadChecker, WORKER_YOUNG_GENERATION_MB } from "../../src/verify/exact-threads.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
@@ -57,16 +57,24 @@ async function verify(mcore: string, jobs: number, threads: boolean) {
 }
 
 describe("threadCount", () => {
-  it("uses threads only with spare CPUs, and by default no more than the CPUs", () => {
-    expect(threadCount(8, 16, undefined, 1)).toBe(1);
-    expect(threadCount(8, 16, undefined, 2)).toBe(2);
-    expect(threadCount(32, 64, undefined, 16)).toBe(16);
-    expect(threadCount(8, 16, undefined, 16)).toBe(8);
-    expect(threadCount(8, 3, undefined, 16)).toBe(3);
-    expect(threadCount(1, 16, undefined, 16)).toBe(1);
-    expect(threadCount(8, 16, false, 16)).toBe(1);
-    expect(threadCount(3, 16, true, 2)).toBe(3);
-    expect(threadCount(3, 1, true, 2)).toBe(1);
+  const big = MIN_BYTES_FOR_THREADS_ON_TWO_CPUS;
+  it("uses up to one thread per CPU by default; on two CPUs only for enough bytes to pay for their start", () => {
+    expect(threadCount(8, 16, undefined, 1, big)).toBe(1);
+    expect(threadCount(8, 16, undefined, 2, big)).toBe(2);
+    expect(threadCount(8, 16, undefined, 2, big - 1)).toBe(1);
+    expect(threadCount(2, 16, undefined, 16, 0)).toBe(2);
+    expect(threadCount(8, 16, undefined, 3, 0)).toBe(3);
+    expect(threadCount(32, 64, undefined, 16, 0)).toBe(16);
+    expect(threadCount(8, 16, undefined, 16, 0)).toBe(8);
+    expect(threadCount(8, 3, undefined, 16, 0)).toBe(3);
+    expect(threadCount(1, 16, undefined, 16, big)).toBe(1);
+  });
+
+  it("follows a forced choice: off is one thread, on is one per job (at most one per file)", () => {
+    expect(threadCount(8, 16, false, 16, big)).toBe(1);
+    expect(threadCount(3, 16, true, 2, 0)).toBe(3);
+    expect(threadCount(2, 16, true, 2, 0)).toBe(2);
+    expect(threadCount(3, 1, true, 2, big)).toBe(1);
   });
 });
 
