@@ -38,8 +38,8 @@ export interface VerifyExactOptions {
  * this thread and V8's helpers and are only 1.2-1.3x as fast as one (each thread's young
  * generation capped: exact-threads.ts): on a 4.3 GiB model (6.6 GB of rank files) 1.52-1.56
  * against 1.75-2.05 s warm and 5.25-5.93 against 6.71-7.12 s cold, but on the 1.1 GiB one (1.7 GB)
- * no faster warm (0.98-1.02 against 0.88-1.14 s) and slower cold (bench: 1.86-2.54 s, against
- * 1.69-1.73 s in one thread in the previous one). So there threads wait for this many bytes.
+ * no faster warm (0.98-1.02 against 0.88-1.14 s) and slower cold (two bench runs: 1.86-2.54 s
+ * against 1.64-1.81 s). So there threads wait for this many bytes.
  */
 export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 2e9;
 /** The worker threads' script, beside this file once compiled. */
