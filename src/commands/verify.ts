@@ -23,9 +23,9 @@ export interface VerifyExactOptions {
   readonly target?: Partial<TargetOptions>;
   readonly jobs: number;
   /**
-   * Check files in worker threads: true runs `jobs` threads when more than one job runs and the
-   * compiled worker is there; false checks everything in this thread; default: up to one thread
-   * per CPU, when they pay for their start (see threadCount).
+   * Check files in worker threads: true runs `jobs` threads (at most one per rank file) when more
+   * than one job runs and the compiled worker is there; false checks everything in this thread;
+   * default: up to one thread per CPU, when they pay for their start (see threadCount).
    */
   readonly threads?: boolean;
 }
@@ -39,7 +39,8 @@ export interface VerifyExactOptions {
  * generation capped: exact-threads.ts): on a 4.3 GiB model (6.6 GB of rank files) 1.52-1.56
  * against 1.75-2.05 s warm and 5.25-5.93 against 6.71-7.12 s cold, but on the 1.1 GiB one (1.7 GB)
  * no faster warm (0.98-1.02 against 0.88-1.14 s) and slower cold (two bench runs: 1.86-2.54 s
- * against 1.64-1.81 s). So there threads wait for this many bytes.
+ * against 1.64-1.81 s). So there threads wait for this many bytes (nothing was measured between
+ * 1.7 and 6.6 GB).
  */
 export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 2e9;
 /** The worker threads' script, beside this file once compiled. */
@@ -137,7 +138,7 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** The bytes of the rank files that are there (a missing one is reported by the check). */
+/** The bytes of the rank files (one that cannot be read counts 0; the check reports it). */
 async function rankFileBytes(folder: CheckpointFolder): Promise<number> {
   const sizes = await Promise.all(folder.rankDirs.map((dir) => stat(rankFileIn(folder, dir)).then((s) => s.size, () => 0)));
   return sizes.reduce((a, b) => a + b, 0);
