@@ -35,6 +35,8 @@ export interface SizeResult {
   readonly runs: readonly Run[];
   readonly torch: TorchComparison | null;
   readonly torchLoadCheck: TorchLoadCheck | null;
+  /** The threads verify checked in, each round (its report's `threads`: it depends on the CPUs and the bytes). */
+  readonly verifyThreads: readonly number[];
 }
 
 export interface Baseline {

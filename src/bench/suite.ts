@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { copyFile, mkdir, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { measureNode, measurePython } from "./measure.js";
@@ -86,6 +86,7 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
   const rounds: Run[][] = [];
   let torch: TorchRun | null = null;
   let loadCheck: TorchLoadCheck | null = null;
+  const verifyThreads: number[] = [];
   for (let round = 1; round <= o.repeat; round++) {
     tag = o.repeat > 1 ? ` (round ${round})` : "";
     const copies: Run[] = [];
@@ -117,7 +118,9 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     await done(p("hf-back"));
     await copy();
     const readBefore = await io(`read ${allReads.length + 1}`, ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
-    const verify = await cli("verify tp4ep4", ["verify", hf, p("tp4ep4"), ...jobs], undefined, [hf, p("tp4ep4")]);
+    const report = p("verify-report.json");
+    const verify = await cli("verify tp4ep4", ["verify", hf, p("tp4ep4"), "--report", report, ...jobs], undefined, [hf, p("tp4ep4")]);
+    verifyThreads.push(await reportedThreads(report));
     const readAfter = await io(`read ${allReads.length + 2}`, ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
     // Each command against the mean of the two baseline runs right before and after it.
     const around = (i: number): Baseline => baselineOf(copies.slice(i, i + 2));
@@ -145,7 +148,17 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     // against the hf2mcore tp4 ep4 run the table shows (the median round, its highest peak RSS)
     torch: torch === null || runs[0] === undefined ? null : torchComparison(torch, runs[0]),
     torchLoadCheck: loadCheck,
+    verifyThreads,
   };
+}
+
+/** The thread count in a `verify --report` JSON. */
+async function reportedThreads(path: string): Promise<number> {
+  const report = JSON.parse(await readFile(path, "utf8")) as { threads?: unknown };
+  if (typeof report.threads !== "number") {
+    throw new Error(`internal: verify's report ${path} has no thread count`);
+  }
+  return report.threads;
 }
 
 type TorchRun = Omit<TorchComparison, "speedup" | "memoryRatio">;

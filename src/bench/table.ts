@@ -75,6 +75,9 @@ export function formatTables(sizes: readonly SizeResult[], checks: readonly Targ
       if (run.roundRatios !== undefined) {
         lines.push(`  rounds: ${run.roundRatios.map((r) => `${r.toFixed(2)}x`).join(" ")} (median shown; peak RSS: highest round)`);
       }
+      if (run.name.startsWith("verify")) {
+        lines.push(`  checked in ${[...new Set(s.verifyThreads)].join(" or ")} thread(s)`);
+      }
     }
     if (s.torch !== null) {
       lines.push(runRow(s.torch.run, undefined));

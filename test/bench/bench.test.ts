@@ -79,6 +79,7 @@ describe("npm run bench (tiny, not timed)", () => {
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toContain("hf2mcore tp4 ep4");
     expect(result.stdout).toContain(`results: ${out}`);
+    expect(result.stdout).toMatch(/^ {2}checked in \d+ thread\(s\)$/m);
 
     const json = JSON.parse(await readFile(out, "utf8")) as BenchResults;
     expectAllNumbersFinite(json, "bench");
@@ -120,6 +121,16 @@ describe("npm run bench (tiny, not timed)", () => {
       expect(load.zip64).toBe(false);
       expect(load.tensors).toBeGreaterThan(0);
       expect(load.peakRssBytes).toBeGreaterThan(0);
+      // verify's report, one round: a tiny checkpoint is checked in one thread on 1 or 2 CPUs
+      // (threads wait for 2 GB there), in up to one per CPU (at most the default 8 jobs) on more
+      expect(s.verifyThreads).toHaveLength(1);
+      const threads = defined(s.verifyThreads[0], "verify's thread count");
+      if (json.machine.cpus <= 2) {
+        expect(threads).toBe(1);
+      } else {
+        expect(threads).toBeGreaterThanOrEqual(1);
+        expect(threads).toBeLessThanOrEqual(Math.min(8, json.machine.cpus));
+      }
     }
     // Per size: 5 ratios, 5 RSS limits, 2 torch ratios; then 5 RSS growths from the small to the large size.
     expect(json.targets).toHaveLength(2 * 12 + 5);
@@ -169,6 +180,7 @@ describe("bench --repeat", () => {
     const shown = defined(size.runs[0], "hf2mcore tp4 ep4");
     expect(torch.speedup).toBeCloseTo(torch.run.seconds / shown.seconds, 9);
     expect(torch.memoryRatio).toBeCloseTo(torch.run.peakRssBytes / shown.peakRssBytes, 9);
+    expect(size.verifyThreads).toHaveLength(2);
     for (const r of size.runs) {
       expect(r.roundRatios).toHaveLength(2);
       expect(r.ratio).toBe(Math.max(...(r.roundRatios ?? [])));
