@@ -28,7 +28,6 @@ export interface SuiteOptions {
 export const RATIO_TARGETS = { hf2mcore: 1.15, mcore2hf: 1.25, reshard: 1.25, verify: 1 / 0.9 } as const;
 export const RSS_BASE_BYTES = 256 << 20;
 
-
 /** Runs before each measured step: with `cold`, every file of this size's folder leaves the page cache. */
 async function beforeStep(o: SuiteOptions): Promise<void> {
   if (o.cache === "cold") {

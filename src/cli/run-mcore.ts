@@ -1,8 +1,8 @@
 import { formatBytes, writeOut } from "./print.js";
-import { downloadReporter, progressReporter } from "./progress-bars.js";
+import { downloadHfConfig } from "./hf-download.js";
+import { progressReporter } from "./progress-bars.js";
 import { workerJson, workerLine } from "./worker-report.js";
 import type { TargetOptions } from "../commands/build-plan.js";
-import { hubRefOf, resolveHfConfigInput } from "../commands/hf-input.js";
 import { mcore2hf } from "../commands/mcore2hf.js";
 import { reshard } from "../commands/reshard.js";
 import type { WorkerShare } from "../engine/worker-split.js";
@@ -99,15 +99,7 @@ export async function runReshard(
   }
 }
 
-/** --hf-config org/name[@rev]: config.json and tokenizer files fetched into the HF cache; its snapshot folder is used. */
+/** --hf-config: a repo id's snapshot folder (fetched with download bars), or the local path as given. */
 async function hfConfigFolder(flags: { hfConfig?: string; json?: boolean; quiet?: boolean }): Promise<string | undefined> {
-  if (flags.hfConfig === undefined || (await hubRefOf(flags.hfConfig)) === undefined) {
-    return flags.hfConfig; // none, or a local path: nothing to download, no bars to load
-  }
-  const downloads = await downloadReporter({ json: flags.json === true, quiet: flags.quiet === true });
-  try {
-    return await resolveHfConfigInput(flags.hfConfig, { onDownload: downloads.listener });
-  } finally {
-    downloads.stop();
-  }
+  return flags.hfConfig === undefined ? undefined : downloadHfConfig(flags.hfConfig, flags);
 }
