@@ -101,7 +101,7 @@ export function buildProgram(): Command {
     .argument("<mcore-dir>", "Megatron checkpoint folder")
     .option("--report <file>", "write the JSON report to this file")
     .option("--json", "print the JSON report on stdout")
-    .option("--jobs <n>", "rank files checked at once", positiveInt("--jobs"), DEFAULT_JOBS)
+    .option("--jobs <n>", "threads that check bytes at once (this one and workers; by default no more than the CPUs)", positiveInt("--jobs"), DEFAULT_JOBS)
     .option("--forward", "instead of comparing bytes, run both models (Python + torch) and compare zero-shot losses and every layer's hidden states")
     .option("--python <path>", "--forward: Python with torch (default: MEGATRON_CONVERT_PYTHON, else /usr/bin/python3, else python3)")
     .addOption(new Option("--device <device>", "--forward: cuda or cpu (default: cuda when torch sees a GPU)").argParser(oneOf("--device", ["cuda", "cpu"] as const)))

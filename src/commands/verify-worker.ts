@@ -1,8 +1,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { openHfModel } from "./hf-input.js";
-import { serveRankFileChecks } from "../verify/exact-threads.js";
+import { serveByteChecks } from "../verify/exact-threads.js";
 
-/** A verify worker thread (see verify/exact-threads.ts): checks rank files against the HF folder it is given. */
+/** A verify worker thread (see verify/exact-threads.ts): runs byte checks against the HF folder it is given. */
 export interface VerifyWorkerData {
   readonly hfDir: string;
 }
@@ -11,4 +11,4 @@ if (parentPort === null) {
   throw new Error("verify-worker.js runs only as a worker thread");
 }
 const { hfDir } = workerData as VerifyWorkerData;
-serveRankFileChecks(parentPort, () => openHfModel(hfDir));
+serveByteChecks(parentPort, () => openHfModel(hfDir));

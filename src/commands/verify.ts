@@ -3,14 +3,14 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { buildPlan, type TargetOptions } from "./build-plan.js";
-import { openHfModel } from "./hf-input.js";
+import { openHfModel, type HfModel } from "./hf-input.js";
 import { MANIFEST_FILE } from "./manifest.js";
 import { FileSource } from "../formats/io/file-source.js";
 import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { RANK_FILE } from "../megatron/checkpoint-layout.js";
 import { openCheckpointFolder, rankFileIn, type CheckpointFolder } from "../megatron/checkpoint-folder.js";
 import { detectTarget } from "../megatron/detect.js";
-import { checkCheckpoint, inProcessChecker, type RankFileChecker } from "../verify/exact.js";
+import { checkCheckpoint, inProcessChecker, type ByteChecker } from "../verify/exact.js";
 import { threadChecker, workerScriptExists } from "../verify/exact-threads.js";
 import type { VerifyWorkerData } from "./verify-worker.js";
 import { MAX_REPORTED_DIFFERENCES, type ExactReport } from "../verify/report.js";
@@ -23,37 +23,38 @@ export interface VerifyExactOptions {
   readonly target?: Partial<TargetOptions>;
   readonly jobs: number;
   /**
-   * Check files in worker threads: true runs `jobs` threads (at most one per rank file) when more
-   * than one job runs and the compiled worker is there; false checks everything in this thread;
-   * default: up to one thread per CPU, when they pay for their start (see threadCount).
+   * Check in worker threads too: true runs `jobs` threads in all (this one and jobs - 1 workers;
+   * at most one per HF tensor) when the compiled worker is there; false checks everything in this
+   * thread; default: up to one thread per CPU, when they pay for their start (see threadCount).
    */
   readonly threads?: boolean;
 }
 
 /**
- * Starting the threads costs about 0.2 s (each loads the code and opens the source: verify of the
- * tiny fixture in 2 threads 0.33-0.37 s, in one 0.14 s, on 2 vCPUs), so they must save more than
- * that. With spare cores they do on any real model (16 CPUs, the bench's 4.2 GiB model: 3.98 s in
- * one thread, 2.32 s in 2, 1.14 s in 8). On a 2-CPU machine the two threads share the cores with
- * this thread and V8's helpers and are only 1.2-1.3x as fast as one (each thread's young
- * generation capped: exact-threads.ts): on a 4.3 GiB model (6.6 GB of rank files) 1.52-1.56
- * against 1.75-2.05 s warm and 5.25-5.93 against 6.71-7.12 s cold, but on the 1.1 GiB one (1.7 GB)
- * no faster warm (0.98-1.02 against 0.88-1.14 s) and slower cold (two bench runs: 1.86-2.54 s
- * against 1.64-1.81 s). So there threads wait for this many bytes (nothing was measured between
- * 1.7 and 6.6 GB).
+ * Starting a worker costs about 0.2 s of CPU (it loads the code and opens the source; the tiny
+ * fixture verifies in 0.33-0.37 s with two threads, 0.14 s in one, on 2 vCPUs), spent while this
+ * thread plans and reads the rank files' headers, so workers must save more than that. With spare
+ * cores they do on any real model (16 CPUs, the bench's 4.2 GiB model, when rank files were checked
+ * one per thread: 3.98 s in one thread, 2.32 s in 2, 1.14 s in 8). On a 2-CPU machine a worker
+ * shares the cores with this thread and V8's helpers, and the two check only 1.3x as fast as one
+ * (2 vCPUs, warm cache, checks by HF tensor, alternating runs): 0.78 s against 1.00 s of checking
+ * on a 4.3 GiB model (6.6 GB of rank files; the whole verify 1.03-1.05 s against 1.16-1.19 s),
+ * while on the 1.1 GiB one (1.7 GB) the worker's start costs more than it saves (0.84-0.88 s
+ * against 0.75-0.81 s, 7 runs). So there a worker waits for this many bytes (nothing was measured
+ * between 1.7 and 6.6 GB).
  */
 export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 2e9;
 /** The worker threads' script, beside this file once compiled. */
 const WORKER_SCRIPT = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 
 /**
- * How many threads check `files` rank files holding `bytes` with `jobs` at once: forced on,
- * exactly as many as the jobs (at most one per file); forced off or one job, one (this thread);
- * by default one per CPU at most (each thread holds every source shard open and a core busy),
- * and on a machine of one or two CPUs, one under MIN_BYTES_FOR_THREADS_ON_TWO_CPUS.
+ * How many threads check `units` HF tensors whose rank files hold `bytes`, with `jobs` at once:
+ * forced on, exactly as many as the jobs (at most one per HF tensor); forced off or one job, one
+ * (this thread); by default one per CPU at most (each thread keeps a core busy), and on a machine
+ * of one or two CPUs, one under MIN_BYTES_FOR_THREADS_ON_TWO_CPUS.
  */
-export function threadCount(jobs: number, files: number, threads: boolean | undefined, cpus: number, bytes: number): number {
-  const wanted = Math.min(jobs, files);
+export function threadCount(jobs: number, units: number, threads: boolean | undefined, cpus: number, bytes: number): number {
+  const wanted = Math.min(jobs, units);
   if (wanted <= 1 || threads === false) {
     return 1;
   }
@@ -75,16 +76,20 @@ export async function verifyExact(options: VerifyExactOptions): Promise<ExactRep
     const folder = await openCheckpointFolder(options.mcore, options.iteration);
     const target = await resolveTarget(options, folder.iterationDir, folder.rankDirs[0] ?? "", folder.iteration);
     const threads = workerScriptExists(WORKER_SCRIPT)
-      ? threadCount(options.jobs, folder.rankDirs.length, options.threads, availableParallelism(), await rankFileBytes(folder))
+      ? threadCount(options.jobs, model.tensors.length, options.threads, availableParallelism(), await rankFileBytes(folder))
       : 1;
-    const checker: RankFileChecker = threads > 1 ? threadChecker(WORKER_SCRIPT, { hfDir: model.dir } satisfies VerifyWorkerData, threads) : inProcessChecker(model.space);
+    // this thread checks too, beside threads - 1 workers, which start while it plans and reads the headers
+    const checkers: ByteChecker[] = [inProcessChecker(model.space)];
+    if (threads > 1) {
+      checkers.push(threadChecker(WORKER_SCRIPT, { hfDir: model.dir } satisfies VerifyWorkerData, threads - 1));
+    }
     let checked: Awaited<ReturnType<typeof checkCheckpoint>>;
     let built: Awaited<ReturnType<typeof buildPlan>>;
     try {
       built = await buildPlan(model, target);
-      checked = await checkCheckpoint(built.plan, folder, checker, options.jobs);
+      checked = await checkCheckpoint(built.plan, folder, checkers, shardOrder(model));
     } finally {
-      await checker.close();
+      await Promise.all(checkers.map((c) => c.close()));
     }
     const { differences, counts } = checked;
     return {
@@ -142,4 +147,11 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
 async function rankFileBytes(folder: CheckpointFolder): Promise<number> {
   const sizes = await Promise.all(folder.rankDirs.map((dir) => stat(rankFileIn(folder, dir)).then((s) => s.size, () => 0)));
   return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** Orders HF tensors by where they lie in the shards (views of a fused tensor, unknown here, last). */
+function shardOrder(model: HfModel): (name: string) => number {
+  const sorted = [...model.checkpoint.tensors.values()].sort((a, b) => a.file.localeCompare(b.file) || a.dataOffset - b.dataOffset);
+  const order = new Map(sorted.map((t, i) => [t.name, i]));
+  return (name) => order.get(name) ?? order.size;
 }

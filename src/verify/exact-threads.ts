@@ -1,27 +1,30 @@
 import { existsSync } from "node:fs";
 import { Worker, type MessagePort } from "node:worker_threads";
-import { newComparePools } from "./compare-tensor.js";
-import { checkRankFile, type RankFileCheck, type RankFileChecker, type RankFileResult } from "./exact.js";
+import type { ByteCheck } from "./byte-checks.js";
+import type { PieceDifference } from "./compare-source.js";
+import { newByteCheckContext, runByteCheck, type ByteCheckContext, type ByteChecker } from "./exact.js";
 import type { SourceSpace } from "../engine/source-space.js";
 import { ConvertError } from "../errors.js";
 
 /**
- * Rank files checked in worker threads, one file per thread at a time. Byte comparison is CPU
- * work (the reads come from the page cache at memory speed and memcmp follows them), so one
- * event loop keeps one core busy; threads use the others.
+ * Byte checks (byte-checks.ts) run in worker threads, each running its checks one after another
+ * (beside the checks the main thread runs itself). Reading from the page cache is a copy on the
+ * reading thread, and comparing follows it, so one event loop keeps one core busy; threads use
+ * the others.
  *
  * Each thread opens the source itself (for HF: config and safetensors headers, milliseconds) and
- * is sent each rank file's plan, so no thread rebuilds the conversion plan. The thread's script
- * (commands/verify-worker.ts) calls serveRankFileChecks with a way to open the source.
+ * is sent each check whole (the pieces and where they lie), so no thread rebuilds the conversion
+ * plan or rereads a rank file's header. The thread's script (commands/verify-worker.ts) calls
+ * serveByteChecks with a way to open the source.
  */
 
 /** The code a thread reports an error under when it is not a ConvertError: a bug. */
 const INTERNAL = "internal";
 
-export type WorkerRequest = { readonly type: "check"; readonly id: number; readonly job: RankFileCheck } | { readonly type: "close" };
+export type WorkerRequest = { readonly type: "check"; readonly id: number; readonly check: ByteCheck } | { readonly type: "close" };
 
 export type WorkerReply =
-  | { readonly id: number; readonly result: RankFileResult }
+  | { readonly id: number; readonly differences: PieceDifference[] }
   | { readonly id: number; readonly error: { readonly code: string; readonly message: string; readonly hint?: string } };
 
 /** An error a worker thread reported, rethrown here with its code, message and hint unchanged. */
@@ -38,12 +41,18 @@ export function workerScriptExists(script: string): boolean {
   return script.endsWith(".js") && existsSync(script);
 }
 
+/**
+ * Checks sent to a thread before it answers the first: the next waits in its queue, so the thread
+ * need not wait for this one's event loop (busy with checks of its own) to send it more.
+ */
+const CHECKS_QUEUED_PER_THREAD = 2;
+
 interface Pending {
-  resolve(result: RankFileResult): void;
+  resolve(differences: PieceDifference[]): void;
   reject(error: Error): void;
 }
 
-class ThreadChecker implements RankFileChecker {
+class ThreadChecker implements ByteChecker {
   private readonly idle: Worker[];
   private readonly waiting: ((worker: Worker) => void)[] = [];
   private readonly pending = new Map<number, Pending>();
@@ -53,7 +62,7 @@ class ThreadChecker implements RankFileChecker {
   private readonly exited = new Set<Worker>();
 
   constructor(private readonly workers: readonly Worker[]) {
-    this.idle = [...workers];
+    this.idle = Array.from({ length: CHECKS_QUEUED_PER_THREAD }, () => workers).flat();
     for (const worker of workers) {
       worker.on("message", (reply: WorkerReply) => this.settle(reply));
       worker.on("error", (error: Error) => this.failAll(error));
@@ -66,17 +75,21 @@ class ThreadChecker implements RankFileChecker {
     }
   }
 
-  async check(job: RankFileCheck): Promise<RankFileResult> {
+  get parallel(): number {
+    return this.workers.length * CHECKS_QUEUED_PER_THREAD;
+  }
+
+  async check(check: ByteCheck): Promise<PieceDifference[]> {
     const worker = this.idle.pop() ?? (await new Promise<Worker>((resolve) => this.waiting.push(resolve)));
     const id = this.nextId++;
     try {
-      return await new Promise<RankFileResult>((resolve, reject) => {
+      return await new Promise<PieceDifference[]>((resolve, reject) => {
         if (this.failed !== undefined) {
           reject(this.failed);
           return;
         }
         this.pending.set(id, { resolve, reject });
-        worker.postMessage({ type: "check", id, job } satisfies WorkerRequest);
+        worker.postMessage({ type: "check", id, check } satisfies WorkerRequest);
       });
     } finally {
       const next = this.waiting.shift();
@@ -115,7 +128,7 @@ class ThreadChecker implements RankFileChecker {
       const { code, message, hint } = reply.error;
       pending.reject(code === INTERNAL ? new Error(`in a verify worker thread: ${message}`) : new WorkerThreadError(code, message, hint));
     } else {
-      pending.resolve(reply.result);
+      pending.resolve(reply.differences);
     }
   }
 
@@ -139,8 +152,8 @@ class ThreadChecker implements RankFileChecker {
  */
 export const WORKER_YOUNG_GENERATION_MB = 6;
 
-/** `threads` workers running `script` (which calls serveRankFileChecks), each given `workerData`. */
-export function threadChecker(script: string, workerData: unknown, threads: number): RankFileChecker {
+/** `threads` workers running `script` (which calls serveByteChecks), each given `workerData`. */
+export function threadChecker(script: string, workerData: unknown, threads: number): ByteChecker {
   // execArgv: [] so that flags of this process that a worker cannot take (--input-type, -e) stay out
   const options = { workerData, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } };
   return new ThreadChecker(Array.from({ length: threads }, () => new Worker(script, options)));
@@ -152,21 +165,30 @@ export interface OpenedSource {
   close(): Promise<void>;
 }
 
-/** The worker side: checks the rank files sent on `port`, one at a time; opens the source on the first. */
-export function serveRankFileChecks(port: MessagePort, open: () => Promise<OpenedSource>): void {
-  let source: Promise<OpenedSource> | undefined;
-  const pools = newComparePools(); // the parent sends this thread one check at a time
+/** The worker side: runs the checks sent on `port` one after another; opens the source on the first. */
+export function serveByteChecks(port: MessagePort, open: () => Promise<OpenedSource>): void {
+  // checks run one after another (queued), so one context serves them all
+  let opened: Promise<{ source: OpenedSource; context: ByteCheckContext }> | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
   port.on("message", (request: WorkerRequest) => {
     if (request.type === "close") {
       // a source that failed to open has nothing to close (and its failure was reported already)
-      void (source?.then((s) => s.close()) ?? Promise.resolve()).catch(() => undefined).finally(() => port.close());
+      const closed = queue.then(() =>
+        opened?.then(async ({ source, context }) => {
+          await context.files.close();
+          await source.close();
+        }),
+      );
+      void closed.catch(() => undefined).finally(() => port.close());
       return;
     }
-    source ??= open();
-    source
-      .then((s) => checkRankFile(request.job, s.space, pools))
+    opened ??= open().then((source) => ({ source, context: newByteCheckContext(source.space) }));
+    const ready = opened;
+    const checked = queue.then(() => ready).then(({ context }) => runByteCheck(request.check, context));
+    queue = checked.catch(() => undefined);
+    checked
       .then(
-        (result) => port.postMessage({ id: request.id, result } satisfies WorkerReply),
+        (differences) => port.postMessage({ id: request.id, differences } satisfies WorkerReply),
         (error: unknown) => port.postMessage({ id: request.id, error: describeError(error) } satisfies WorkerReply),
       );
   });

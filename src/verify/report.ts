@@ -19,7 +19,7 @@ export interface ExactReport {
   readonly filesChecked: number;
   readonly tensorsChecked: number;
   readonly bytesCompared: number;
-  /** Threads that compared rank files (1: the main thread alone). */
+  /** Threads that compared bytes (1: the main thread alone; n: it and n - 1 worker threads). */
   readonly threads: number;
   readonly differences: readonly Difference[];
   readonly seconds: number;

@@ -71,7 +71,7 @@ describe("threadCount", () => {
     expect(threadCount(1, 16, undefined, 16, big)).toBe(1);
   });
 
-  it("follows a forced choice: off is one thread, on is one per job (at most one per file)", () => {
+  it("follows a forced choice: off is one thread, on is one per job (at most one per HF tensor)", () => {
     expect(threadCount(8, 16, false, 16, big)).toBe(1);
     expect(threadCount(3, 16, true, 2, 0)).toBe(3);
     expect(threadCount(2, 16, true, 2, 0)).toBe(2);
@@ -80,7 +80,7 @@ describe("threadCount", () => {
 });
 
 /** A check a broken worker never gets to: it fails before opening any file. */
-const NO_FILE = { path: "/nonexistent", label: "x", plan: { rank: { tp: 0, pp: 0, ep: 0 }, models: [] } };
+const NO_FILE = { kind: "whole", path: "/nonexistent", label: "x", tensors: [] } as const;
 
 describe("verify exact in worker threads", () => {
   it("finds the same differences, counts and bytes as one thread", async () => {
@@ -142,8 +142,9 @@ parentPort.on("message", (request) => {
   let live = [];
   for (let i = 0; i < 3e6; i++) { live.push({ i }); if (live.length > 20000) live = []; }
   const newSpace = getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
-  const counts = { files: resourceLimits.maxYoungGenerationSizeMb, tensors: newSpace.space_size, bytes: 0 };
-  parentPort.postMessage({ id: request.id, result: { differences: [], counts } });
+  // answered as a difference: the limit as its element, the new space's size as its problem
+  const limits = { label: "limits", key: "", element: resourceLimits.maxYoungGenerationSizeMb, problem: String(newSpace.space_size) };
+  parentPort.postMessage({ id: request.id, differences: [limits] });
 });
 `,
     );
@@ -153,18 +154,18 @@ parentPort.on("message", (request) => {
       const reply = await new Promise<WorkerReply>((resolve, reject) => {
         uncapped.once("message", resolve);
         uncapped.once("error", reject);
-        uncapped.postMessage({ type: "check", id: 0, job: NO_FILE });
+        uncapped.postMessage({ type: "check", id: 0, check: NO_FILE });
       });
-      expect("result" in reply && reply.result.counts.tensors).toBeGreaterThan(cappedNewSpace);
+      expect("differences" in reply && Number(reply.differences[0]?.problem)).toBeGreaterThan(cappedNewSpace);
     } finally {
       await uncapped.terminate();
     }
     const checker = threadChecker(script, {}, 2);
     try {
       const results = await Promise.all([checker.check(NO_FILE), checker.check(NO_FILE)]);
-      for (const { counts } of results) {
-        expect(counts.files).toBe(WORKER_YOUNG_GENERATION_MB);
-        expect(counts.tensors).toBeLessThanOrEqual(cappedNewSpace);
+      for (const [limits] of results) {
+        expect(limits?.element).toBe(WORKER_YOUNG_GENERATION_MB);
+        expect(Number(limits?.problem)).toBeLessThanOrEqual(cappedNewSpace);
       }
     } finally {
       await checker.close();
@@ -190,8 +191,8 @@ parentPort.on("message", (request) => {
     await writeFile(
       script,
       `import { parentPort } from "node:worker_threads";
-import { serveRankFileChecks } from ${JSON.stringify(serve)};
-serveRankFileChecks(parentPort, async () => { throw new TypeError("a bug while opening the source"); });
+import { serveByteChecks } from ${JSON.stringify(serve)};
+serveByteChecks(parentPort, async () => { throw new TypeError("a bug while opening the source"); });
 `,
     );
     const checker = threadChecker(script, {}, 1);
