@@ -9,6 +9,7 @@ import { planByteChecks, type SourceCheck, type StoredBytes } from "../../src/ve
 import { checkSource, type CompareBuffers } from "../../src/verify/compare-source.js";
 import { RankFiles } from "../../src/verify/rank-files.js";
 import { collect, MemorySpace, seededBytes } from "../support/memory-space.js";
+import { flipByte } from "../support/flip-byte.js";
 import { makeTempDir } from "../support/tmpdir.js";
 
 /** A MemorySpace that counts the bytes read from it. */
@@ -70,17 +71,8 @@ async function check(s: Scene): Promise<{ differences: Awaited<ReturnType<typeof
   }
 }
 
-async function flip({ path, at }: { path: string; at: number }): Promise<void> {
-  const { open } = await import("node:fs/promises");
-  const file = await open(path, "r+");
-  try {
-    const byte = new Uint8Array(1);
-    await file.read(byte, 0, 1, at);
-    byte[0] = (byte[0] ?? 0) ^ 0x01;
-    await file.write(byte, 0, 1, at);
-  } finally {
-    await file.close();
-  }
+function flip({ path, at }: { path: string; at: number }): Promise<void> {
+  return flipByte(path, at, 0x01);
 }
 
 describe("checkSource: every piece cut from one HF tensor, in one pass over it", () => {

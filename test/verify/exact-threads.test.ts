@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { open, truncate, writeFile } from "node:fs/promises";
+import { truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -11,6 +11,7 @@ import { MIN_BYTES_FOR_THREADS_ON_TWO_CPUS, threadCount } from "../../src/comman
 import { ConvertError } from "../../src/errors.js";
 import { threadChecker, WORKER_YOUNG_GENERATION_MB, type WorkerReply } from "../../src/verify/exact-threads.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
+import { flipByte as flipByteAt } from "../support/flip-byte.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
 
@@ -40,16 +41,7 @@ async function flipByte(mcore: string, rankDir: string, key: string): Promise<vo
     throw new Error(`no tensor ${key} in ${path}`);
   }
   const { offset, length } = tensor.contiguousRange();
-  const file = await open(path, "r+");
-  try {
-    const at = offset + Math.floor(length / 2);
-    const byte = new Uint8Array(1);
-    await file.read(byte, 0, 1, at);
-    byte[0] = (byte[0] ?? 0) ^ 0x40;
-    await file.write(byte, 0, 1, at);
-  } finally {
-    await file.close();
-  }
+  await flipByteAt(path, offset + Math.floor(length / 2));
 }
 
 async function verify(mcore: string, jobs: number, threads: boolean) {
