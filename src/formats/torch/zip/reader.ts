@@ -17,6 +17,8 @@ export interface ZipEntry {
 }
 
 const MAX_COMMENT = 0xffff;
+/** One decoder for every record name (making one per name cost more than the decoding). */
+const UTF8 = new TextDecoder();
 /** A central directory larger than this is refused before it is read. */
 const MAX_CENTRAL_DIRECTORY_BYTES = 512 << 20;
 
@@ -146,7 +148,7 @@ function parseCentralHeader(file: string, cd: Uint8Array, at: number): ParsedCen
   if (next > cd.byteLength) {
     throw new ZipDirectoryError(file, `central directory header at directory byte ${at} runs past the directory`);
   }
-  const name = new TextDecoder().decode(cd.subarray(nameAt, nameAt + nameLength));
+  const name = UTF8.decode(cd.subarray(nameAt, nameAt + nameLength));
   const fields = {
     size: view.getUint32(at + CENTRAL.size, true),
     compressedSize: view.getUint32(at + CENTRAL.compressedSize, true),
