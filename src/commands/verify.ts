@@ -10,7 +10,8 @@ import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { RANK_FILE } from "../megatron/checkpoint-layout.js";
 import { openCheckpointFolder, rankFileIn, type CheckpointFolder } from "../megatron/checkpoint-folder.js";
 import { detectTarget } from "../megatron/detect.js";
-import { checkCheckpoint, inProcessChecker, type ByteChecker } from "../verify/exact.js";
+import { inProcessChecker, type ByteChecker } from "../verify/byte-checker.js";
+import { checkCheckpoint } from "../verify/exact.js";
 import { threadChecker, workerScriptExists } from "../verify/exact-threads.js";
 import type { VerifyWorkerData } from "./verify-worker.js";
 import { MAX_REPORTED_DIFFERENCES, type ExactReport } from "../verify/report.js";
@@ -38,10 +39,11 @@ export interface VerifyExactOptions {
  * one per thread: 3.98 s in one thread, 2.32 s in 2, 1.14 s in 8). On a 2-CPU machine a worker
  * shares the cores with this thread and V8's helpers, and the two check only 1.3x as fast as one
  * (2 vCPUs, warm cache, checks by HF tensor, alternating runs): 0.78 s against 1.00 s of checking
- * on a 4.3 GiB model (6.6 GB of rank files; the whole verify 1.03-1.05 s against 1.16-1.19 s),
- * while on the 1.1 GiB one (1.7 GB) the worker's start costs more than it saves (0.84-0.88 s
- * against 0.75-0.81 s, 7 runs). So there a worker waits for this many bytes (nothing was measured
- * between 1.7 and 6.6 GB).
+ * on a 4.3 GiB model (6.6 GB of rank files; the whole verify 1.03-1.05 s against 1.16-1.19 s), the
+ * whole verify 1.48-1.51 s against 1.61-1.71 s on the bench's 4.2 GiB model (5.4 GB), while on its
+ * 1.1 GiB one (1.7 GB) the worker's start costs more than it saves (0.84-0.88 s against 0.75-0.81
+ * s, 7 runs). So there a worker waits for this many bytes (nothing was measured between 1.7 and
+ * 5.4 GB).
  */
 export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 2e9;
 /** The worker threads' script, beside this file once compiled. */

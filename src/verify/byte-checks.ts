@@ -1,6 +1,5 @@
 import type { PlannedTensor } from "../mapping/plan.js";
-import type { MatrixView, Segment } from "../mapping/rect.js";
-import type { Dtype } from "../model/tensor.js";
+import type { Rect, Segment } from "../mapping/rect.js";
 
 /**
  * How verify reads bytes: by HF tensor, not by rank file. A rank file's tensors cut the HF
@@ -13,26 +12,22 @@ import type { Dtype } from "../model/tensor.js";
 
 /** A stored tensor whose dtype and shape match its plan, and where its data lies. */
 export interface StoredBytes {
-  /** The rank file, and how the report names it and the key. */
+  /** The rank file, and how the report names it. */
   readonly path: string;
   readonly label: string;
+  /** Its model entry (`model`, or `model0`.. with a virtual pipeline) and the report's key for it. */
+  readonly model: string;
   readonly key: string;
   /** Byte offset of its data in the file; undefined when it is not stored contiguously. */
   readonly offset: number | undefined;
   readonly tensor: PlannedTensor;
 }
 
-/** One rectangle of a stored tensor that holds one rectangle of an HF tensor (`segment`). */
+/** One rectangle of a stored tensor (at `offset` in its file) that holds one rectangle of an HF tensor (`segment`). */
 export interface StoredPiece {
-  readonly path: string;
-  readonly label: string;
-  readonly key: string;
+  readonly stored: StoredBytes;
   readonly offset: number;
-  readonly dtype: Dtype;
-  readonly view: MatrixView;
   readonly segment: Segment;
-  /** All of the stored tensor's segments, to name the source of a differing element. */
-  readonly segments: readonly Segment[];
 }
 
 /** Every stored piece cut from one HF tensor, checked in one pass over that tensor. */
@@ -51,10 +46,15 @@ export interface WholeTensorCheck {
   readonly kind: "whole";
   readonly path: string;
   readonly label: string;
-  readonly tensors: readonly { readonly key: string; readonly model: string; readonly tensor: PlannedTensor }[];
+  readonly tensors: readonly StoredBytes[];
 }
 
 export type ByteCheck = SourceCheck | WholeTensorCheck;
+
+/** The HF tensors whose bytes land in a planned tensor, each once. */
+export function hfSourcesOf(tensor: PlannedTensor): string[] {
+  return [...new Set(tensor.segments.map((s) => s.source))];
+}
 
 /**
  * The byte checks that cover `stored`: a SourceCheck per HF tensor (in `sourceOrder`, then in
@@ -62,26 +62,17 @@ export type ByteCheck = SourceCheck | WholeTensorCheck;
  */
 export function planByteChecks(stored: readonly StoredBytes[], sourceOrder: (name: string) => number = () => 0): ByteCheck[] {
   const bySource = new Map<string, StoredPiece[]>();
-  const whole = new Map<string, { path: string; label: string; tensors: WholeTensorCheck["tensors"][number][] }>();
+  const whole = new Map<string, { kind: "whole"; path: string; label: string; tensors: StoredBytes[] }>();
   for (const s of stored) {
     if (s.offset === undefined || !splittable(s.tensor)) {
-      const file = whole.get(s.path) ?? { path: s.path, label: s.label, tensors: [] };
-      file.tensors.push({ key: s.key, model: s.key.slice(0, s.key.indexOf("/")), tensor: s.tensor });
+      const file = whole.get(s.path) ?? { kind: "whole", path: s.path, label: s.label, tensors: [] };
+      file.tensors.push(s);
       whole.set(s.path, file);
       continue;
     }
     for (const segment of s.tensor.segments) {
       const pieces = bySource.get(segment.source) ?? [];
-      pieces.push({
-        path: s.path,
-        label: s.label,
-        key: s.key,
-        offset: s.offset,
-        dtype: s.tensor.dtype,
-        view: s.tensor.view,
-        segment,
-        segments: s.tensor.segments,
-      });
+      pieces.push({ stored: s, offset: s.offset, segment });
       bySource.set(segment.source, pieces);
     }
   }
@@ -89,7 +80,7 @@ export function planByteChecks(stored: readonly StoredBytes[], sourceOrder: (nam
     .map(([source, pieces], first) => ({ source, pieces, first }))
     .sort((a, b) => sourceOrder(a.source) - sourceOrder(b.source) || a.first - b.first)
     .map(({ source, pieces }): SourceCheck => ({ kind: "source", source, pieces }));
-  return [...sources, ...[...whole.values()].map((w): WholeTensorCheck => ({ kind: "whole", ...w }))];
+  return [...sources, ...whole.values()];
 }
 
 /**
@@ -115,7 +106,7 @@ export function splittable(tensor: PlannedTensor): boolean {
   return area === rows * cols && !overlapping(rects);
 }
 
-function overlapping(rects: readonly { row: number; col: number; rows: number; cols: number }[]): boolean {
+function overlapping(rects: readonly Rect[]): boolean {
   const sorted = [...rects].sort((a, b) => a.row - b.row || a.col - b.col);
   for (const [i, a] of sorted.entries()) {
     for (const b of sorted.slice(i + 1)) {

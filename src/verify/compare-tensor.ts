@@ -1,4 +1,4 @@
-import { locateElement } from "./locate.js";
+import { differingElement } from "./locate.js";
 import { atLeast } from "../engine/grow-buffer.js";
 import { prefetch } from "../engine/prefetch.js";
 import { BandPool, tensorBytes } from "../engine/tensor-stream.js";
@@ -7,7 +7,7 @@ import type { ByteSource } from "../formats/io/byte-source.js";
 import { readTensorBytes } from "../formats/torch/checkpoint-reader.js";
 import type { TensorRef } from "../formats/torch/pickle/values.js";
 import type { PlannedTensor } from "../mapping/plan.js";
-import { byteLengthOf, dtypeBytes, formatShape } from "../model/tensor.js";
+import { byteLengthOf, dtypeBytes } from "../model/tensor.js";
 
 /**
  * Buffers for comparisons made one after another (one file's, or one thread's files in turn):
@@ -28,22 +28,16 @@ export function newComparePools(): ComparePools {
  * The stored side is read in pieces larger than the expected side's bands: a positional read
  * costs tens of microseconds of thread-pool round trip, and the stored bytes need no assembly.
  */
-const STORED_CHUNK_BYTES = 1 << 20;
+export const STORED_CHUNK_BYTES = 1 << 20;
 
-/** Compares one stored tensor against its plan; returns the first problem found, if any. */
+/** Compares one stored tensor, whose dtype and shape match its plan, with it; returns the first difference found, if any. */
 export async function compareTensor(
   source: ByteSource,
   actual: TensorRef,
   planned: PlannedTensor,
   space: SourceSpace,
   pools: ComparePools = newComparePools(),
-): Promise<{ message?: string; bytes: number }> {
-  if (actual.dtype !== planned.dtype) {
-    return { message: `dtype ${actual.dtype}; expected ${planned.dtype}`, bytes: 0 };
-  }
-  if (formatShape(actual.shape) !== formatShape(planned.shape)) {
-    return { message: `shape ${formatShape(actual.shape)}; expected ${formatShape(planned.shape)}`, bytes: 0 };
-  }
+): Promise<{ message?: string; element?: number; bytes: number }> {
   const itemSize = dtypeBytes(planned.dtype);
   const contiguous = actual.isContiguous ? actual.contiguousRange() : undefined;
   const stored =
@@ -65,13 +59,10 @@ export async function compareTensor(
           heldAt = 0;
         }
         const n = Math.min(chunk.byteLength - done, held.byteLength - heldAt);
-        const at = firstDifference(chunk.subarray(done, done + n), held.subarray(heldAt, heldAt + n));
-        if (at >= 0) {
+        const at = firstDifference(asBuffer(chunk), done, held, heldAt, n);
+        if (at < n) {
           const element = Math.floor((position + done + at) / itemSize);
-          return {
-            message: `bytes differ from element ${element} on (row ${Math.floor(element / planned.view.cols)}, col ${element % planned.view.cols}); that element comes from ${locateElement(element, planned.view, planned.segments)}`,
-            bytes: position + done + at,
-          };
+          return { message: differingElement(element, planned.view, planned.segments), element, bytes: position + done + at };
         }
         done += n;
         heldAt += n;
@@ -101,23 +92,30 @@ async function* storedChunks(source: ByteSource, offset: number, length: number,
   }
 }
 
-async function readStored(source: ByteSource, offset: number, into: Uint8Array): Promise<Uint8Array> {
+/** Fills `into` from `offset` of `source`, through readInto where the source has it. */
+export async function readStored(source: ByteSource, offset: number, into: Uint8Array): Promise<Uint8Array> {
   if (source.readInto === undefined) {
-    return source.read(offset, into.byteLength);
+    into.set(await source.read(offset, into.byteLength));
+  } else {
+    await source.readInto(into, offset);
   }
-  await source.readInto(into, offset);
   return into;
 }
 
-function firstDifference(a: Uint8Array, b: Uint8Array): number {
-  if (Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))) {
-    return -1;
+/** Where `length` bytes of `a` from `aAt` and of `b` from `bAt` first differ; `length` when they are equal. */
+export function firstDifference(a: Buffer, aAt: number, b: Uint8Array, bAt: number, length: number): number {
+  if (a.compare(b, bAt, bAt + length, aAt, aAt + length) === 0) {
+    return length;
   }
-  const n = Math.min(a.byteLength, b.byteLength);
-  for (let i = 0; i < n; i++) {
-    if (a[i] !== b[i]) {
+  for (let i = 0; i < length; i++) {
+    if (a[aAt + i] !== b[bAt + i]) {
       return i;
     }
   }
-  return n;
+  return length;
+}
+
+/** A Buffer over the same bytes (for its native compare), without a copy. */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { Worker, type MessagePort } from "node:worker_threads";
 import type { ByteCheck } from "./byte-checks.js";
 import type { PieceDifference } from "./compare-source.js";
-import { newByteCheckContext, runByteCheck, type ByteCheckContext, type ByteChecker } from "./exact.js";
+import { newByteCheckContext, runByteCheck, type ByteCheckContext, type ByteChecker } from "./byte-checker.js";
 import type { SourceSpace } from "../engine/source-space.js";
 import { ConvertError } from "../errors.js";
 
@@ -60,6 +60,8 @@ class ThreadChecker implements ByteChecker {
   /** Set when a thread failed (it could not start, or crashed): every later check fails with it. */
   private failed: Error | undefined;
   private readonly exited = new Set<Worker>();
+  /** Set once close() asked the threads to end. */
+  private closing = false;
 
   constructor(private readonly workers: readonly Worker[]) {
     this.idle = Array.from({ length: CHECKS_QUEUED_PER_THREAD }, () => workers).flat();
@@ -68,8 +70,9 @@ class ThreadChecker implements ByteChecker {
       worker.on("error", (error: Error) => this.failAll(error));
       worker.on("exit", (code) => {
         this.exited.add(worker);
-        if (code !== 0) {
-          this.failAll(new Error(`internal: a verify worker thread exited with code ${code}`));
+        if (code !== 0 || !this.closing) {
+          // a thread that ends unasked, even cleanly, leaves its checks unanswered: fail them, never wait
+          this.failAll(new Error(`internal: a verify worker thread exited with code ${code}${this.closing ? "" : " before it was asked to"}`));
         }
       });
     }
@@ -103,6 +106,7 @@ class ThreadChecker implements ByteChecker {
 
   /** Asks each thread to close its files and end; one that does not within a second is terminated. */
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(
       this.workers.map(async (worker) => {
         if (this.exited.has(worker)) {

@@ -19,3 +19,9 @@ export function locateElement(element: number, view: MatrixView, segments: reado
   }
   return "no source (outside every segment)";
 }
+
+/** The report's words for a differing element of a planned tensor: where it is, and where it comes from. */
+export function differingElement(element: number, view: MatrixView, segments: readonly Segment[]): string {
+  const { cols } = view;
+  return `bytes differ from element ${element} on (row ${Math.floor(element / cols)}, col ${element % cols}); that element comes from ${locateElement(element, view, segments)}`;
+}

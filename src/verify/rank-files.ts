@@ -2,32 +2,33 @@ import type { ByteSource } from "../formats/io/byte-source.js";
 import { FileSource } from "../formats/io/file-source.js";
 
 /**
- * Most rank files one thread keeps open. Checking by HF tensor touches a tensor's TP slices and
- * EP replicas in turn, a few dozen files at most, while a checkpoint may have hundreds of ranks
- * and a machine up to one thread per CPU.
+ * Rank files one thread keeps open beyond those in use. Checking by HF tensor touches the files
+ * that hold its pieces (TP x EP of them for a dense weight), all held open while it is checked;
+ * between checks the least recently used are closed down to this many, since a checkpoint may
+ * have hundreds of ranks and a machine up to one thread per CPU.
  */
-const MAX_OPEN = 64;
+const MAX_IDLE_OPEN = 64;
 
-/** Rank files opened on first use and kept open (the least recently used closed beyond MAX_OPEN). */
+/** Rank files opened on first use and kept open. */
 export class RankFiles {
   private readonly open = new Map<string, { readonly source: Promise<ByteSource>; users: number }>();
-  private readonly closing: Promise<void>[] = [];
+  private readonly closing = new Set<Promise<void>>();
 
   /** Runs `use` with the file at `path` open; it stays open at least until `use` is done. */
-  async with<T>(path: string, use: (source: ByteSource) => Promise<T>): Promise<T> {
-    let entry = this.open.get(path);
-    if (entry === undefined) {
-      this.evict();
-      entry = { source: FileSource.open(path), users: 0 };
-      entry.source.catch(() => undefined); // awaited below; a failed open fails each use
-    }
-    this.open.delete(path); // re-inserted last: Map order is the recency order
-    this.open.set(path, entry);
-    entry.users++;
+  with<T>(path: string, use: (source: ByteSource) => Promise<T>): Promise<T> {
+    return this.holding([path], () => (this.open.get(path) as { source: Promise<ByteSource> }).source.then(use));
+  }
+
+  /** Runs `use` with every file of `paths` open and kept open until it is done. */
+  async holding<T>(paths: readonly string[], use: () => Promise<T>): Promise<T> {
+    const held = [...new Set(paths)].map((path) => this.take(path));
     try {
-      return await use(await entry.source);
+      return await use();
     } finally {
-      entry.users--;
+      for (const entry of held) {
+        entry.users--;
+      }
+      this.evict();
     }
   }
 
@@ -37,15 +38,25 @@ export class RankFiles {
     await Promise.all([...this.closing, ...entries.map(closeQuietly)]);
   }
 
-  /** Closes the least recently used files no one is reading, down to one below MAX_OPEN. */
+  private take(path: string): { readonly source: Promise<ByteSource>; users: number } {
+    const entry = this.open.get(path) ?? { source: FileSource.open(path), users: 0 };
+    entry.source.catch(() => undefined); // awaited by its user; a failed open fails each use
+    this.open.delete(path); // re-inserted last: Map order is the recency order
+    this.open.set(path, entry);
+    entry.users++;
+    return entry;
+  }
+
+  /** Closes the least recently used files no one is reading, down to MAX_IDLE_OPEN. */
   private evict(): void {
     for (const [path, entry] of this.open) {
-      if (this.open.size < MAX_OPEN) {
+      if (this.open.size <= MAX_IDLE_OPEN) {
         return;
       }
       if (entry.users === 0) {
         this.open.delete(path);
-        this.closing.push(closeQuietly(entry));
+        const closed = closeQuietly(entry).finally(() => this.closing.delete(closed));
+        this.closing.add(closed);
       }
     }
   }

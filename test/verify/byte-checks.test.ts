@@ -30,12 +30,12 @@ describe("splittable: a tensor is checked piece by piece only when its pieces co
 });
 
 describe("planByteChecks", () => {
-  const stored = (path: string, t: PlannedTensor, contiguous = true): StoredBytes => ({ path, label: path, key: "model/t", offset: contiguous ? 64 : undefined, tensor: t });
+  const stored = (path: string, t: PlannedTensor, contiguous = true): StoredBytes => ({ path, label: path, model: "model", key: "model/t", offset: contiguous ? 64 : undefined, tensor: t });
 
   it("groups the pieces of every stored tensor by the HF tensor they come from, in shard order", () => {
     const split = tensor([4, 6], [halfRows("b", 0), halfRows("a", 2)]);
     const checks = planByteChecks([stored("r0", split), stored("r1", split)], (name) => (name === "a" ? 0 : 1));
-    expect(checks.map((c) => (c.kind === "source" ? [c.source, c.pieces.map((p) => [p.path, p.segment.dst.row])] : c.kind))).toEqual([
+    expect(checks.map((c) => (c.kind === "source" ? [c.source, c.pieces.map((p) => [p.stored.path, p.segment.dst.row])] : c.kind))).toEqual([
       ["a", [["r0", 2], ["r1", 2]]],
       ["b", [["r0", 0], ["r1", 0]]],
     ]);

@@ -44,7 +44,7 @@ async function scene(hf: TensorSpec, shards: readonly ShardPiece[], dtype: Dtype
     const bytes = await collect(tensor, space);
     const path = join(dir, `rank${i}.pt`);
     await writeFile(path, Buffer.concat([Buffer.alloc(LEAD, 0xee), bytes, Buffer.alloc(LEAD, 0xee)]));
-    stored.push({ path, label: `rank${i}`, key: "model/weight", offset: LEAD, tensor });
+    stored.push({ path, label: `rank${i}`, model: "model", key: "model/weight", offset: LEAD, tensor });
   }
   space.bytesRead = 0;
   return {
@@ -114,6 +114,22 @@ describe("checkSource: every piece cut from one HF tensor, in one pass over it",
     const { differences } = await check(s);
     expect(differences).toEqual([expect.objectContaining({ label: "rank1", element: 7 * 8 + 3 })]);
     expect(differences[0]?.problem).toContain("vocab padding row 7 (a copy of embed row 12)");
+  });
+
+  it("names the lowest differing element of a stored tensor, whichever of its pieces is compared first", async () => {
+    // two column halves of one HF tensor, stored swapped side by side: the left piece is compared first
+    const w: TensorSpec = { name: "w", dtype: "BF16", shape: [2, 8] };
+    const swapped: ShardPiece = {
+      shape: [2, 8],
+      segments: [
+        { source: "w", src: { row: 0, col: 4, rows: 2, cols: 4 }, dst: { row: 0, col: 0, rows: 2, cols: 4 }, transposed: false },
+        { source: "w", src: { row: 0, col: 0, rows: 2, cols: 4 }, dst: { row: 0, col: 4, rows: 2, cols: 4 }, transposed: false },
+      ],
+    };
+    const s = await scene(w, [swapped]);
+    await flip(s.byteOf(0, 1, 1)); // element 9, in the left piece
+    await flip(s.byteOf(0, 0, 5)); // element 5, in the right piece
+    expect((await check(s)).differences.map((d) => d.element)).toEqual([5]);
   });
 
   it("compares with the HF bytes cast to the stored dtype", async () => {

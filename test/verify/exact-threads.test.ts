@@ -177,6 +177,16 @@ parentPort.on("message", (request) => {
     await expect(checker.close()).resolves.toBeUndefined();
   });
 
+  it("fails the checks of a thread that ends cleanly before it is asked to, instead of waiting for them", async () => {
+    const script = join(await makeTempDir(), "quitting-worker.mjs");
+    await writeFile(script, 'import { parentPort } from "node:worker_threads";\nparentPort.on("message", () => process.exit(0));\n');
+    const checker = threadChecker(script, {}, 1);
+    const error = (await checker.check(NO_FILE).catch((e: unknown) => e)) as Error & { code?: string };
+    expect(error.code).toBe("verify.thread-failed");
+    expect(error.message).toContain("exited with code 0 before it was asked to");
+    await expect(checker.close()).resolves.toBeUndefined();
+  });
+
   it("reports a bug in a thread as a bug, not as a user error, and still closes", async () => {
     const script = join(await makeTempDir(), "buggy-worker.mjs");
     const serve = pathToFileURL(join(REPO, "dist", "verify", "exact-threads.js")).href;

@@ -1,0 +1,86 @@
+import type { ByteCheck, WholeTensorCheck } from "./byte-checks.js";
+import { compareTensor, newComparePools, type ComparePools } from "./compare-tensor.js";
+import { checkSource, type CompareBuffers, type PieceDifference } from "./compare-source.js";
+import { RankFiles } from "./rank-files.js";
+import type { SourceSpace } from "../engine/source-space.js";
+import { ConvertError } from "../errors.js";
+import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
+import { PyDict, TensorRef } from "../formats/torch/pickle/values.js";
+import { modelChunks } from "../megatron/detect.js";
+import { formatShape } from "../model/tensor.js";
+
+/** Runs byte checks (byte-checks.ts), in this thread or in worker threads (exact-threads.ts). */
+export interface ByteChecker {
+  /** How many checks it takes at once. */
+  readonly parallel: number;
+  check(check: ByteCheck): Promise<PieceDifference[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * What one thread keeps from one byte check to the next: its open rank files and buffers. The
+ * buffers are overwritten by each check, so a context serves one check at a time.
+ */
+export interface ByteCheckContext {
+  readonly space: SourceSpace;
+  readonly files: RankFiles;
+  readonly buffers: CompareBuffers;
+  readonly pools: ComparePools;
+}
+
+/** A rank file no longer holds what its header said when verify read it. */
+export class RankFileChangedError extends ConvertError {
+  readonly code = "verify.file-changed";
+  constructor(file: string, key: string) {
+    super(`${file}: ${key} is no longer the tensor its header named when verify started; the file changed during the check`, {
+      hint: "verify a checkpoint nothing is writing to",
+    });
+  }
+}
+
+export function newByteCheckContext(space: SourceSpace): ByteCheckContext {
+  return { space, files: new RankFiles(), buffers: {}, pools: newComparePools() };
+}
+
+/** Runs one byte check with `context`. */
+export function runByteCheck(check: ByteCheck, context: ByteCheckContext): Promise<PieceDifference[]> {
+  return check.kind === "source" ? checkSource(check, context.space, context.files, context.buffers) : checkWhole(check, context);
+}
+
+/**
+ * Checks in this thread, one check at a time (its context serves one at a time; reads from the
+ * page cache are copies on this thread anyway). Each check starts from the event loop: reads that
+ * complete at once chain promise callbacks without end, and worker threads' answers would wait
+ * for the last check.
+ */
+export function inProcessChecker(space: SourceSpace): ByteChecker {
+  const context = newByteCheckContext(space);
+  return {
+    parallel: 1,
+    check: async (check) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      return runByteCheck(check, context);
+    },
+    close: () => context.files.close(),
+  };
+}
+
+/** Checks tensors of one rank file whole, through the torch reader (they may be stored strided). */
+async function checkWhole(check: WholeTensorCheck, context: ByteCheckContext): Promise<PieceDifference[]> {
+  return context.files.with(check.path, async (source) => {
+    const { root } = await readTorchCheckpoint(source);
+    const chunks = new Map(root instanceof PyDict ? modelChunks(root) : []);
+    const differences: PieceDifference[] = [];
+    for (const stored of check.tensors) {
+      const actual = chunks.get(stored.model)?.get(stored.tensor.name);
+      if (!(actual instanceof TensorRef) || actual.dtype !== stored.tensor.dtype || formatShape(actual.shape) !== formatShape(stored.tensor.shape)) {
+        throw new RankFileChangedError(check.path, stored.key);
+      }
+      const problem = await compareTensor(source, actual, stored.tensor, context.space, context.pools);
+      if (problem.message !== undefined) {
+        differences.push({ label: check.label, key: stored.key, element: problem.element ?? 0, problem: problem.message });
+      }
+    }
+    return differences;
+  });
+}
