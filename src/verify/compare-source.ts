@@ -44,16 +44,17 @@ export async function checkSource(check: SourceCheck, space: SourceSpace, files:
       throw new UnsupportedCastError(`${stored.label} ${stored.key}`, sourceDtype, stored.tensor.dtype);
     }
   }
+  // per stored tensor, its lowest differing element found so far
   const found = new Map<string, PieceDifference>();
-  const note = (difference: PieceDifference | undefined): void => {
-    const id = difference === undefined ? "" : `${difference.label}\0${difference.key}`;
-    if (difference !== undefined && (found.get(id)?.element ?? Infinity) > difference.element) {
-      found.set(id, difference);
+  const foundAt = (label: string, key: string): number => found.get(`${label}\0${key}`)?.element ?? Infinity;
+  const note = (d: PieceDifference | undefined): void => {
+    if (d !== undefined && foundAt(d.label, d.key) > d.element) {
+      found.set(`${d.label}\0${d.key}`, d);
     }
   };
-  /** Whether rows of `piece` from its row `first` could hold an element below the one found in its tensor. */
+  /** Whether rows of `piece` from its row `first` on could hold an element below the one found in its tensor. */
   const worth = ({ stored, segment }: StoredPiece, first: number): boolean =>
-    (found.get(`${stored.label}\0${stored.key}`)?.element ?? Infinity) > (segment.dst.row + first) * stored.tensor.view.cols + segment.dst.col;
+    foundAt(stored.label, stored.key) > (segment.dst.row + first) * stored.tensor.view.cols + segment.dst.col;
   const banded = check.pieces.filter((p) => p.segment.repeat === undefined);
   const rowBytes = view.cols * dtypeBytes(sourceDtype);
   const bandRows = Math.max(1, Math.floor(BAND_BYTES / Math.max(1, rowBytes)));
