@@ -50,6 +50,9 @@ const CHECKS_QUEUED_PER_THREAD = 2;
 interface Pending {
   resolve(differences: PieceDifference[]): void;
   reject(error: Error): void;
+  readonly worker: Worker;
+  /** What the check is about, for the error when its thread fails. */
+  readonly what: string;
 }
 
 class ThreadChecker implements ByteChecker {
@@ -67,12 +70,12 @@ class ThreadChecker implements ByteChecker {
     this.idle = Array.from({ length: CHECKS_QUEUED_PER_THREAD }, () => workers).flat();
     for (const worker of workers) {
       worker.on("message", (reply: WorkerReply) => this.settle(reply));
-      worker.on("error", (error: Error) => this.failAll(error));
+      worker.on("error", (error: Error) => this.failAll(error, worker));
       worker.on("exit", (code) => {
         this.exited.add(worker);
         if (code !== 0 || !this.closing) {
           // a thread that ends unasked, even cleanly, leaves its checks unanswered: fail them, never wait
-          this.failAll(new Error(`internal: a verify worker thread exited with code ${code}${this.closing ? "" : " before it was asked to"}`));
+          this.failAll(new Error(`internal: a verify worker thread exited with code ${code}${this.closing ? "" : " before it was asked to"}`), worker);
         }
       });
     }
@@ -91,7 +94,7 @@ class ThreadChecker implements ByteChecker {
           reject(this.failed);
           return;
         }
-        this.pending.set(id, { resolve, reject });
+        this.pending.set(id, { resolve, reject, worker, what: check.kind === "source" ? `HF tensor ${check.source}` : check.label });
         worker.postMessage({ type: "check", id, check } satisfies WorkerRequest);
       });
     } finally {
@@ -136,8 +139,10 @@ class ThreadChecker implements ByteChecker {
     }
   }
 
-  private failAll(error: Error): void {
-    this.failed ??= new WorkerThreadError("verify.thread-failed", `a verify worker thread failed: ${error.message}`);
+  /** Fails every pending and later check with one error, naming what `worker` (the thread that failed) was checking. */
+  private failAll(error: Error, worker: Worker): void {
+    const what = [...this.pending.values()].find((p) => p.worker === worker)?.what;
+    this.failed ??= new WorkerThreadError("verify.thread-failed", `a verify worker thread failed${what === undefined ? "" : ` while checking ${what}`}: ${error.message}`);
     for (const pending of this.pending.values()) {
       pending.reject(this.failed);
     }

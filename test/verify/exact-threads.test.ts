@@ -172,7 +172,7 @@ parentPort.on("message", (request) => {
     for (const r of results) {
       expect(r.status).toBe("rejected");
       const reason = (r as PromiseRejectedResult).reason as Error & { code?: string };
-      expect([reason.code, reason.message]).toEqual(["verify.thread-failed", "a verify worker thread failed: this worker cannot start"]);
+      expect([reason.code, reason.message]).toEqual(["verify.thread-failed", "a verify worker thread failed while checking x: this worker cannot start"]);
     }
     await expect(checker.close()).resolves.toBeUndefined();
   });
@@ -183,7 +183,7 @@ parentPort.on("message", (request) => {
     const checker = threadChecker(script, {}, 1);
     const error = (await checker.check(NO_FILE).catch((e: unknown) => e)) as Error & { code?: string };
     expect(error.code).toBe("verify.thread-failed");
-    expect(error.message).toContain("exited with code 0 before it was asked to");
+    expect(error.message).toContain("while checking x: internal: a verify worker thread exited with code 0 before it was asked to");
     await expect(checker.close()).resolves.toBeUndefined();
   });
 
