@@ -25,6 +25,32 @@ export interface PieceDifference {
   readonly problem: string;
 }
 
+/** Per stored tensor, the lowest differing element found so far (the one the report names). */
+export class LowestDifferences {
+  private readonly byTensor = new Map<string, PieceDifference>();
+
+  /** The lowest differing element found in the tensor `key` of rank file `label`; Infinity while none is. */
+  at(label: string, key: string): number {
+    // most checks find nothing: no key to build then
+    return this.byTensor.size === 0 ? Infinity : (this.byTensor.get(tensorId(label, key))?.element ?? Infinity);
+  }
+
+  note(d: PieceDifference | undefined): void {
+    if (d !== undefined && this.at(d.label, d.key) > d.element) {
+      this.byTensor.set(tensorId(d.label, d.key), d);
+    }
+  }
+
+  values(): PieceDifference[] {
+    return [...this.byTensor.values()];
+  }
+}
+
+/** One stored tensor's id across the rank files: its file's label and its key. */
+export function tensorId(label: string, key: string): string {
+  return `${label}\0${key}`;
+}
+
 /** Buffers reused from one check to the next in one thread: the HF band and a stored chunk. */
 export interface CompareBuffers {
   band?: Uint8Array;
@@ -44,17 +70,10 @@ export async function checkSource(check: SourceCheck, space: SourceSpace, files:
       throw new UnsupportedCastError(`${stored.label} ${stored.key}`, sourceDtype, stored.tensor.dtype);
     }
   }
-  // per stored tensor, its lowest differing element found so far
-  const found = new Map<string, PieceDifference>();
-  const foundAt = (label: string, key: string): number => found.get(`${label}\0${key}`)?.element ?? Infinity;
-  const note = (d: PieceDifference | undefined): void => {
-    if (d !== undefined && foundAt(d.label, d.key) > d.element) {
-      found.set(`${d.label}\0${d.key}`, d);
-    }
-  };
+  const found = new LowestDifferences();
   /** Whether rows of `piece` from its row `first` on could hold an element below the one found in its tensor. */
   const worth = ({ stored, segment }: StoredPiece, first: number): boolean =>
-    foundAt(stored.label, stored.key) > (segment.dst.row + first) * stored.tensor.view.cols + segment.dst.col;
+    found.at(stored.label, stored.key) > (segment.dst.row + first) * stored.tensor.view.cols + segment.dst.col;
   const banded = check.pieces.filter((p) => p.segment.repeat === undefined);
   const rowBytes = view.cols * dtypeBytes(sourceDtype);
   const bandRows = Math.max(1, Math.floor(BAND_BYTES / Math.max(1, rowBytes)));
@@ -81,7 +100,7 @@ export async function checkSource(check: SourceCheck, space: SourceSpace, files:
           casts.set(dtype, band);
           const itemSize = dtypeBytes(dtype);
           const expected: ExpectedRows = { bytes: band, at: ((from - row) * view.cols + s.col) * itemSize, stride: view.cols * itemSize, cycle: Infinity };
-          note(await comparePieceRows(piece, from - s.row, to - from, expected, files, buffers));
+          found.note(await comparePieceRows(piece, from - s.row, to - from, expected, files, buffers));
         }
       }
       for (const piece of check.pieces.filter((p) => p.segment.repeat !== undefined && worth(p, 0))) {
@@ -89,9 +108,9 @@ export async function checkSource(check: SourceCheck, space: SourceSpace, files:
         const { src, dst } = piece.segment;
         const bytes = castBytes(await space.readRect(check.source, src), sourceDtype, piece.stored.tensor.dtype);
         const width = src.cols * dtypeBytes(piece.stored.tensor.dtype);
-        note(await comparePieceRows(piece, 0, dst.rows, { bytes, at: 0, stride: width, cycle: src.rows }, files, buffers));
+        found.note(await comparePieceRows(piece, 0, dst.rows, { bytes, at: 0, stride: width, cycle: src.rows }, files, buffers));
       }
-      return [...found.values()];
+      return found.values();
     },
   );
 }

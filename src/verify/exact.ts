@@ -1,6 +1,6 @@
 import { hfSourcesOf, planByteChecks, type ByteCheck, type StoredBytes } from "./byte-checks.js";
 import type { ByteChecker } from "./byte-checker.js";
-import type { PieceDifference } from "./compare-source.js";
+import { LowestDifferences, tensorId, type PieceDifference } from "./compare-source.js";
 import { checkHeader, type ExactCounts, type HeaderCheck, type RankFileCheck } from "./rank-headers.js";
 import type { Difference } from "./report.js";
 import { runPool } from "../engine/pool.js";
@@ -51,16 +51,11 @@ export async function checkCheckpoint(
     counts.tensors += header.counts.tensors;
     counts.bytes += header.counts.bytes;
   }
-  const found = new Map<string, PieceDifference>();
-  await runChecks(planByteChecks(stored, sourceOrder), checkers, (d) => {
-    const id = `${d.label}\0${d.key}`;
-    if ((found.get(id)?.element ?? Infinity) > d.element) {
-      found.set(id, d);
-    }
-  });
-  const sources = new Map(stored.map((s) => [`${s.label}\0${s.key}`, hfSourcesOf(s.tensor)]));
-  for (const [id, d] of found) {
-    differences.push({ file: d.label, key: d.key, hfTensors: sources.get(id) ?? [], problem: d.problem });
+  const found = new LowestDifferences();
+  await runChecks(planByteChecks(stored, sourceOrder), checkers, (d) => found.note(d));
+  const sources = new Map(stored.map((s) => [tensorId(s.label, s.key), hfSourcesOf(s.tensor)]));
+  for (const d of found.values()) {
+    differences.push({ file: d.label, key: d.key, hfTensors: sources.get(tensorId(d.label, d.key)) ?? [], problem: d.problem });
   }
   differences.sort((a, b) => a.file.localeCompare(b.file) || a.key.localeCompare(b.key));
   return { differences, counts };

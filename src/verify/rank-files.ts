@@ -16,20 +16,14 @@ export class RankFiles {
 
   /** Runs `use` with the file at `path` open; it stays open at least until `use` is done. */
   with<T>(path: string, use: (source: ByteSource) => Promise<T>): Promise<T> {
-    return this.holding([path], () => (this.open.get(path) as { source: Promise<ByteSource> }).source.then(use));
+    const entry = this.take(path);
+    return this.release([entry], entry.source.then(use));
   }
 
   /** Runs `use` with every file of `paths` open and kept open until it is done. */
-  async holding<T>(paths: readonly string[], use: () => Promise<T>): Promise<T> {
+  holding<T>(paths: readonly string[], use: () => Promise<T>): Promise<T> {
     const held = [...new Set(paths)].map((path) => this.take(path));
-    try {
-      return await use();
-    } finally {
-      for (const entry of held) {
-        entry.users--;
-      }
-      this.evict();
-    }
+    return this.release(held, use());
   }
 
   async close(): Promise<void> {
@@ -45,6 +39,18 @@ export class RankFiles {
     this.open.set(path, entry);
     entry.users++;
     return entry;
+  }
+
+  /** Gives `held` back once `work` settles, and closes what is then beyond the limit. */
+  private async release<T>(held: readonly { users: number }[], work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } finally {
+      for (const entry of held) {
+        entry.users--;
+      }
+      this.evict();
+    }
   }
 
   /** Closes the least recently used files no one is reading, down to MAX_IDLE_OPEN. */
