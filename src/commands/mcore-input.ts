@@ -5,6 +5,7 @@ import { loadMegatronProfiles, loadTables, selectTable } from "./tables.js";
 import { MANIFEST_FILE } from "./manifest.js";
 import { FileSource } from "../formats/io/file-source.js";
 import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
+import { SeenPickles } from "../formats/torch/seen-pickles.js";
 import { PyDict, TensorRef } from "../formats/torch/pickle/values.js";
 import { rankDirName, RANK_FILE } from "../megatron/checkpoint-layout.js";
 import { openCheckpointFolder, type CheckpointFolder } from "../megatron/checkpoint-folder.js";
@@ -52,11 +53,12 @@ export async function openMcoreModel(dir: string, options: McoreInputOptions): P
   const closeAll = async () => {
     await Promise.all([...opened.values()].map((o) => o.source.close()));
   };
+  const seen = new SeenPickles();
   try {
     for (const rankDir of folder.rankDirs) {
       const path = join(folder.iterationDir, rankDir, RANK_FILE);
       const source = await FileSource.open(path);
-      opened.set(rankDir, { source, root: asDict((await readTorchCheckpoint(source)).root, path) });
+      opened.set(rankDir, { source, root: asDict((await readTorchCheckpoint(source, { seen })).root, path) });
     }
     const [firstDir, first] = [...opened.entries()][0] ?? [];
     if (first === undefined || firstDir === undefined) {

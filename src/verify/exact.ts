@@ -4,6 +4,7 @@ import { LowestDifferences, tensorId, type PieceDifference } from "./compare-sou
 import { checkHeader, type ExactCounts, type HeaderCheck, type RankFileCheck } from "./rank-headers.js";
 import type { Difference } from "./report.js";
 import { runPool } from "../engine/pool.js";
+import { SeenPickles } from "../formats/torch/seen-pickles.js";
 import { rankDirName, RANK_FILE } from "../megatron/checkpoint-layout.js";
 import { rankFileIn, type CheckpointFolder } from "../megatron/checkpoint-folder.js";
 import type { ConversionPlan } from "../mapping/plan.js";
@@ -41,8 +42,9 @@ export async function checkCheckpoint(
   const counts: ExactCounts = { files: 0, tensors: 0, bytes: 0 };
   const stored: StoredBytes[] = [];
   const headers = new Array<HeaderCheck>(files.length);
+  const seen = new SeenPickles();
   await runPool([...files.keys()], HEADERS_AT_ONCE, async (i) => {
-    headers[i] = await checkHeader(files[i] as RankFileCheck);
+    headers[i] = await checkHeader(files[i] as RankFileCheck, seen);
   });
   for (const header of headers) {
     differences.push(...header.differences);

@@ -3,6 +3,7 @@ import type { Difference } from "./report.js";
 import { FileSource } from "../formats/io/file-source.js";
 import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../formats/torch/pickle/values.js";
+import type { SeenPickles } from "../formats/torch/seen-pickles.js";
 import { modelChunks } from "../megatron/detect.js";
 import type { PlannedModel, RankFilePlan } from "../mapping/plan.js";
 import { byteLengthOf, formatShape } from "../model/tensor.js";
@@ -29,14 +30,15 @@ export interface HeaderCheck {
 
 /**
  * Reads one rank file's header and checks what it holds against its plan: a dict, the model
- * entries, their keys, each tensor's dtype and shape. No tensor bytes are read.
+ * entries, their keys, each tensor's dtype and shape. No tensor bytes are read. `seen`: the
+ * pickles of the rank files read before (rank files often hold the same one).
  */
-export async function checkHeader(job: RankFileCheck): Promise<HeaderCheck> {
+export async function checkHeader(job: RankFileCheck, seen?: SeenPickles): Promise<HeaderCheck> {
   const { path, label, plan } = job;
   const result: HeaderCheck = { differences: [], counts: { files: 0, tensors: 0, bytes: 0 }, stored: [] };
   const source = await FileSource.open(path);
   try {
-    const { root } = await readTorchCheckpoint(source);
+    const { root } = await readTorchCheckpoint(source, seen === undefined ? {} : { seen });
     result.counts.files++;
     if (!(root instanceof PyDict)) {
       result.differences.push({ file: label, key: "", hfTensors: [], problem: "the file does not hold a dict" });

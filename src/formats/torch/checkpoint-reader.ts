@@ -5,6 +5,7 @@ import { dtypeOfStorageClass } from "./dtypes.js";
 import { pickleLimits, type PickleLimits } from "./pickle/limits.js";
 import { unpickle } from "./pickle/unpickler.js";
 import { PyGlobal, PyTuple, TensorRef, type PyValue, type StorageRef } from "./pickle/values.js";
+import type { SeenPickles } from "./seen-pickles.js";
 import { readZipEntries, readZipRecord, type ZipEntry } from "./zip/reader.js";
 import {
   ArchiveLayoutError,
@@ -29,6 +30,8 @@ export interface TorchCheckpoint {
 
 export interface ReadTorchCheckpointOptions {
   readonly limits?: Partial<PickleLimits>;
+  /** Pickles read before (the other rank files of a checkpoint): one with the same bytes is copied, not unpickled again. */
+  readonly seen?: SeenPickles;
 }
 
 const MIN_VERSION = 1;
@@ -51,7 +54,8 @@ export async function readTorchCheckpoint(source: ByteSource, options: ReadTorch
     throw new PickleLimitError(source.name, "maxPickleBytes", limits.maxPickleBytes, 0);
   }
   const bytes = await readZipRecord(source, pkl);
-  const root = unpickle(bytes, { file: source.name, limits, persistentLoad: storageLoader(source.name, prefix, entries) });
+  const persistentLoad = storageLoader(source.name, prefix, entries);
+  const root = options.seen === undefined ? unpickle(bytes, { file: source.name, limits, persistentLoad }) : options.seen.unpickle(bytes, source.name, limits, persistentLoad);
   const records = new Map([...entries].map(([name, e]) => [name, { offset: e.dataOffset, size: e.size }]));
   return { file: source.name, root, records, prefix };
 }
