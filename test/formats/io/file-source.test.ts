@@ -34,6 +34,22 @@ describe.each([
     }
   });
 
+  it("reads many ranges in one call, each into its own array, and names the file for one past its end", async () => {
+    const path = await fileOf(pattern);
+    const source = await FileSource.open(path, options);
+    try {
+      const ranges = [[0, 30], [(3 << 20) - 30, 30], [1 << 20, 1], [77, 0], [5_000, 70_001]] as const;
+      const read = await source.readRanges(ranges.map(([offset, length]) => ({ offset, length })));
+      expect(read.map((bytes) => Buffer.from(bytes))).toEqual(ranges.map(([offset, length]) => Buffer.from(pattern.subarray(offset, offset + length))));
+      expect(new Set(read.map((bytes) => bytes.buffer)).size).toBe(ranges.length);
+      const error = await source.readRanges([{ offset: 0, length: 4 }, { offset: (3 << 20) - 2, length: 4 }]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(EndOfFileError);
+      expect((error as Error).message).toContain(path);
+    } finally {
+      await source.close();
+    }
+  });
+
   /** The error of reading `length` bytes at `offset` of `path`. */
   async function readError(path: string, offset: number, length: number): Promise<Error> {
     const source = await FileSource.open(path, options);

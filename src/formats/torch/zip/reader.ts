@@ -1,5 +1,5 @@
 import { inflateRawSync } from "node:zlib";
-import type { ByteSource } from "../../io/byte-source.js";
+import { readRanges, type ByteSource } from "../../io/byte-source.js";
 import { CENTRAL, END, LOCAL, M32, SIG, ZIP64_END, ZIP64_EXTRA_ID, ZIP64_LOCATOR, isEncrypted, viewOf } from "./records.js";
 import { ZipDirectoryError, ZipLocalHeaderError, ZipNoEndRecordError, ZipRecordBoundsError, ZipUnsupportedError } from "../errors.js";
 
@@ -40,7 +40,7 @@ export async function readZipEntries(source: ByteSource): Promise<ZipEntry[]> {
     throw new ZipDirectoryError(source.name, `central directory at offset ${dir.cdOffset} (${dir.cdSize} bytes) runs past the end records at ${dir.limit}`);
   }
   const cd = await source.read(dir.cdOffset, dir.cdSize);
-  const entries: ZipEntry[] = [];
+  const central: ParsedCentral[] = [];
   const seen = new Set<string>();
   let at = 0;
   for (let i = 0; i < dir.entries; i += 1) {
@@ -48,11 +48,16 @@ export async function readZipEntries(source: ByteSource): Promise<ZipEntry[]> {
     if (seen.has(parsed.name)) {
       throw new ZipDirectoryError(source.name, `record "${parsed.name}" appears twice`);
     }
+    if (parsed.headerOffset + LOCAL.fixedSize > source.size) {
+      throw new ZipRecordBoundsError(source.name, parsed.name, parsed.headerOffset, LOCAL.fixedSize, source.size);
+    }
     seen.add(parsed.name);
-    entries.push(await withDataOffset(source, parsed));
+    central.push(parsed);
     at = parsed.next;
   }
-  return entries;
+  // one small read per record: all in one call
+  const locals = await readRanges(source, central.map((e) => ({ offset: e.headerOffset, length: LOCAL.fixedSize })));
+  return central.map((entry, i) => withDataOffset(source, entry, viewOf(locals[i] as Uint8Array)));
 }
 
 /** The bytes of a small record (data.pkl, version ...): stored or deflated. */
@@ -197,11 +202,8 @@ function resolveZip64(file: string, name: string, extra: Uint8Array, fields: Siz
   throw new ZipDirectoryError(file, `record "${name}" needs a zip64 extra field for ${wanted.join(", ")} but has none`);
 }
 
-async function withDataOffset(source: ByteSource, entry: ParsedCentral): Promise<ZipEntry> {
-  if (entry.headerOffset + LOCAL.fixedSize > source.size) {
-    throw new ZipRecordBoundsError(source.name, entry.name, entry.headerOffset, LOCAL.fixedSize, source.size);
-  }
-  const local = viewOf(await source.read(entry.headerOffset, LOCAL.fixedSize));
+/** The entry with its data offset, from its local header `local`. */
+function withDataOffset(source: ByteSource, entry: ParsedCentral, local: DataView): ZipEntry {
   if (local.getUint32(LOCAL.signature, true) !== SIG.local) {
     throw new ZipLocalHeaderError(source.name, entry.name, entry.headerOffset);
   }
