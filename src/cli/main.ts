@@ -1,12 +1,14 @@
 import { CommanderError } from "commander";
 import { buildProgram } from "./program.js";
 import { writeErr } from "./print.js";
+import { keepYoungGenerationSmall } from "./young-generation.js";
 import { removeActiveStaging } from "../engine/atomic-dir.js";
 import { releaseHeldLocks } from "../engine/output-lock.js";
 import { ConvertError, ExitWithCode, InterruptedError } from "../errors.js";
 
 /** The one place that turns errors into text and exit codes. */
 async function main(argv: readonly string[]): Promise<void> {
+  keepYoungGenerationSmall();
   const program = buildProgram();
   const stop = (signal: "SIGINT" | "SIGTERM") => () => {
     const error = new InterruptedError(signal);

@@ -1,0 +1,13 @@
+import { setFlagsFromString } from "node:v8";
+
+/**
+ * Keeps V8's young generation at its starting size for the whole run. Left alone, V8 doubles it
+ * each time the bytes that survived its collections reach its size, up to two 16 MiB
+ * semi-spaces, and a run over a larger model (more tensors in its plan and headers) gets further:
+ * peak RSS then grew with the model although no buffer does. `--max-semi-space-size` is read only
+ * at start-up, but the growth factor is read at each growth, so setting it to 1 here (the CLI,
+ * before any command runs; not the library, whose host owns its flags) stops the growth.
+ */
+export function keepYoungGenerationSmall(): void {
+  setFlagsFromString("--semi-space-growth-factor=1");
+}

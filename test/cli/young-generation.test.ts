@@ -1,0 +1,35 @@
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { describe, expect, it } from "vitest";
+import { REPO } from "../support/tiny-model.js";
+
+/**
+ * Runs a Node process that (after calling the CLI's keepYoungGenerationSmall, when `keepSmall`)
+ * builds up objects that survive collections, as a plan and headers over many tensors do, and
+ * returns the size of V8's young generation (both semi-spaces) in MiB.
+ */
+function youngGenerationMiB(keepSmall: boolean): number {
+  const module = pathToFileURL(join(REPO, "dist", "cli", "young-generation.js")).href;
+  const script = `
+    const { keepYoungGenerationSmall } = await import(${JSON.stringify(module)});
+    const { getHeapSpaceStatistics } = await import("node:v8");
+    if (${keepSmall}) keepYoungGenerationSmall();
+    const kept = [];
+    for (let i = 0; i < 1e6; i++) {
+      kept.push({ i, list: [i] });
+      if (kept.length > 2e5) kept.splice(0, 1e5);
+    }
+    console.log(getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size / 2 ** 20);
+  `;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+  expect(r.status, r.stderr).toBe(0);
+  return Number(r.stdout.trim());
+}
+
+describe("keepYoungGenerationSmall (the CLI calls it first): peak RSS must not grow with the model", () => {
+  it("keeps V8's young generation at a few MiB where it would grow to tens", () => {
+    expect(youngGenerationMiB(false)).toBeGreaterThanOrEqual(16);
+    expect(youngGenerationMiB(true)).toBeLessThanOrEqual(4);
+  });
+});
