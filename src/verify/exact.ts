@@ -41,11 +41,7 @@ export async function checkCheckpoint(
   }
   const counts: ExactCounts = { files: 0, tensors: 0, bytes: 0 };
   const stored: StoredBytes[] = [];
-  const headers = new Array<HeaderCheck>(files.length);
-  const seen = new SeenPickles();
-  await runPool([...files.keys()], HEADERS_AT_ONCE, async (i) => {
-    headers[i] = await checkHeader(files[i] as RankFileCheck, seen);
-  });
+  const headers = await readHeaders(files);
   for (const header of headers) {
     differences.push(...header.differences);
     stored.push(...header.stored);
@@ -61,6 +57,16 @@ export async function checkCheckpoint(
   }
   differences.sort((a, b) => a.file.localeCompare(b.file) || a.key.localeCompare(b.key));
   return { differences, counts };
+}
+
+/** Every rank file's header check, in order; the pickles they share are read once (and let go of here). */
+async function readHeaders(files: readonly RankFileCheck[]): Promise<HeaderCheck[]> {
+  const headers = new Array<HeaderCheck>(files.length);
+  const seen = new SeenPickles();
+  await runPool([...files.keys()], HEADERS_AT_ONCE, async (i) => {
+    headers[i] = await checkHeader(files[i] as RankFileCheck, seen);
+  });
+  return headers;
 }
 
 /** Runs `checks` in order on all `checkers` at once (each as many at a time as it takes), the next going to whichever is free first. */

@@ -27,6 +27,8 @@ function youngGenerationMiB(keepSmall: boolean): number {
   return Number(r.stdout.trim());
 }
 
+// On a later V8 that enforces a growth factor of at least 2 (src/cli/young-generation.ts) the call
+// changes nothing and this fails: the truth about that Node, which this package does not yet target.
 describe("keepYoungGenerationSmall (the CLI calls it first): peak RSS must not grow with the model", () => {
   it("keeps V8's young generation at a few MiB where it would grow to tens", () => {
     expect(youngGenerationMiB(false)).toBeGreaterThanOrEqual(16);

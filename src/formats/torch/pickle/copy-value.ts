@@ -1,10 +1,10 @@
 import { PyDict, PyNamespace, PyObject, PyOrderedDict, PyTuple, TensorRef, type PyValue, type StorageRef } from "./values.js";
 
 /**
- * A copy of a value tree whose tensors lie in other storages: every container and tensor is new
- * (shared ones stay shared, as the pickle's memo made them), each tensor's storage replaced by
- * `storageFor(its storage)`; the leaves (str, numbers, PyFloat, PyGlobal, PyBytes) are immutable
- * and shared with the original.
+ * A copy of a value tree whose tensors lie in other storages: every container and tensor (with
+ * its shape and stride) is new, shared ones stay shared as the pickle's memo made them, and each
+ * tensor's storage is replaced by `storageFor(its storage)`; the leaves (str, numbers, PyFloat,
+ * PyGlobal, PyBytes) are immutable and shared with the original.
  */
 export function copyWithStorages(value: PyValue, storageFor: (storage: StorageRef) => StorageRef): PyValue {
   const copies = new Map<object, PyValue>();
@@ -28,7 +28,7 @@ function copyContainer(v: PyValue & object, copy: (v: PyValue) => PyValue, stora
     return v.map(copy);
   }
   if (v instanceof TensorRef) {
-    return new TensorRef(v.dtype, v.shape, v.stride, v.storageOffset, storageFor(v.storage));
+    return new TensorRef(v.dtype, [...v.shape], [...v.stride], v.storageOffset, storageFor(v.storage));
   }
   if (v instanceof PyTuple) {
     return new PyTuple(v.items.map(copy));
