@@ -33,12 +33,12 @@ export interface HeaderCheck {
  * entries, their keys, each tensor's dtype and shape. No tensor bytes are read. `seen`: the
  * pickles of the rank files read before (rank files often hold the same one).
  */
-export async function checkHeader(job: RankFileCheck, seen?: SeenPickles): Promise<HeaderCheck> {
+export async function checkHeader(job: RankFileCheck, seen: SeenPickles): Promise<HeaderCheck> {
   const { path, label, plan } = job;
   const result: HeaderCheck = { differences: [], counts: { files: 0, tensors: 0, bytes: 0 }, stored: [] };
   const source = await FileSource.open(path);
   try {
-    const { root } = await readTorchCheckpoint(source, seen === undefined ? {} : { seen });
+    const { root } = await readTorchCheckpoint(source, { seen });
     result.counts.files++;
     if (!(root instanceof PyDict)) {
       result.differences.push({ file: label, key: "", hfTensors: [], problem: "the file does not hold a dict" });
