@@ -1,8 +1,7 @@
 import { gateUp } from "./transforms/gate-up.js";
 import { qkv } from "./transforms/qkv.js";
 import { column, replicated, row, vocab, type ShardPiece } from "./transforms/tp-split.js";
-import { applyPacks, applyRenames, extraStateKeys } from "./profile-apply.js";
-import { sortByStateKey } from "./order.js";
+import { assembleEntries, layOutNames, type NameLayout } from "./profile-apply.js";
 import { viewOf, type MatrixView, type Segment } from "./rect.js";
 import type { Binding } from "./resolve.js";
 import type { ExpertImpl, LayerSpec, MegatronProfiles } from "./profiles.js";
@@ -57,9 +56,9 @@ export interface ConversionPlan extends PlanOptions {
 interface Placed {
   readonly binding: Binding;
   readonly chunk: StageChunk;
-  readonly localLayer?: number;
   readonly epRank?: number;
-  readonly localExpert?: number;
+  /** Its name in the chunk (local layer and expert numbers), before the spec's renames. */
+  readonly localName: string;
 }
 
 /** Bindings x dims x layout -> every rank file's entries, in state-dict order. Pure. */
@@ -73,13 +72,15 @@ export function planConversion(
   const vp = paddedVocab(dims.vocab, layout);
   const chunks = stageChunks(layout, dims.layers);
   const placed = bindings.map((b) => place(b, chunks, dims, layout));
+  const tensors = new PlacedTensors(dims, options, vp);
+  const names = new NameLayouts(options, profiles);
   const files: RankFilePlan[] = [];
   let totalBytes = 0;
   for (const rank of ranksOf(layout)) {
     const models = chunks
       .filter((c) => c.pp === rank.pp)
       .map((chunk) => {
-        const entries = modelEntries(placed, chunk, rank, dims, vp, options, profiles);
+        const entries = modelEntries(placed, chunk, rank, tensors, names);
         return { key: layout.vpp > 1 ? `model${chunk.vpp}` : "model", entries };
       });
     const file = { rank, models };
@@ -115,55 +116,84 @@ function place(binding: Binding, chunks: readonly StageChunk[], dims: ModelDims,
     throw new Error(`internal: no pipeline chunk for ${binding.megatron}`);
   }
   const localLayer = layer === undefined ? undefined : chunk.layers.indexOf(layer);
-  if (expert === undefined) {
-    return { binding, chunk, ...(localLayer === undefined ? {} : { localLayer }) };
-  }
   const perRank = dims.experts / layout.ep;
-  return {
-    binding,
-    chunk,
-    ...(localLayer === undefined ? {} : { localLayer }),
-    epRank: Math.floor(expert / perRank),
-    localExpert: expert % perRank,
-  };
+  const localExpert = expert === undefined ? undefined : expert % perRank;
+  const localName = renderLocal(binding.rule.megatron.source, {
+    ...(localLayer === undefined ? {} : { layer: localLayer }),
+    ...(localExpert === undefined ? {} : { expert: localExpert }),
+  });
+  return expert === undefined ? { binding, chunk, localName } : { binding, chunk, localName, epRank: Math.floor(expert / perRank) };
 }
 
-function modelEntries(
-  placed: readonly Placed[],
-  chunk: StageChunk,
-  rank: RankCoord,
-  dims: ModelDims,
-  vp: number,
-  options: PlanOptions,
-  profiles: MegatronProfiles,
-): PlannedEntry[] {
-  const tensors: PlannedTensor[] = [];
+function modelEntries(placed: readonly Placed[], chunk: StageChunk, rank: RankCoord, tensors: PlacedTensors, names: NameLayouts): PlannedEntry[] {
+  const held: PlannedTensor[] = [];
   const here = placed.filter((p) => p.chunk === chunk && (p.epRank === undefined || p.epRank === rank.ep));
   for (const p of here) {
     if (p.binding.rule.tied && here.some((q) => !q.binding.rule.tied && sharesInput(q.binding, p.binding))) {
       continue;
     }
-    const piece = shardOf(p.binding, dims, options.layout.tp, rank.tp, vp);
+    held.push(tensors.of(p, rank.tp));
+  }
+  return assembleEntries(held, names.of(held.map((t) => t.name)));
+}
+
+/**
+ * Each placed binding's tensor per TP rank, made once: a dense weight's is the same in every EP
+ * rank, so those rank files share it (plans are read, never modified).
+ */
+class PlacedTensors {
+  private readonly byPlaced = new Map<Placed, PlannedTensor[]>();
+
+  constructor(
+    private readonly dims: ModelDims,
+    private readonly options: PlanOptions,
+    private readonly vp: number,
+  ) {}
+
+  of(p: Placed, tp: number): PlannedTensor {
+    const perTp = this.byPlaced.get(p) ?? [];
+    this.byPlaced.set(p, perTp);
+    return (perTp[tp] ??= this.make(p, tp));
+  }
+
+  private make(p: Placed, tp: number): PlannedTensor {
+    const piece = shardOf(p.binding, this.dims, this.options.layout.tp, tp, this.vp);
     const first = p.binding.inputs.values().next().value;
-    const captures = {
-      ...(p.localLayer === undefined ? {} : { layer: p.localLayer }),
-      ...(p.localExpert === undefined ? {} : { expert: p.localExpert }),
-    };
-    tensors.push({
+    return {
       kind: "tensor",
-      name: renderLocal(p.binding.rule.megatron.source, captures),
-      dtype: options.dtype ?? first?.dtype ?? dims.dtype,
+      name: p.localName,
+      dtype: this.options.dtype ?? first?.dtype ?? this.dims.dtype,
       shape: piece.shape,
       view: viewOf(piece.shape),
       segments: piece.segments,
-    });
+    };
   }
-  const spec = profiles.specs[options.spec];
-  const experts = profiles.experts[options.experts];
-  const renamed = applyRenames(applyRenames(tensors, spec.renames), experts.renames);
-  const packed = applyPacks(renamed, experts.packs);
-  const entries: PlannedEntry[] = [...packed, ...extraStateKeys(packed, spec)];
-  return sortByStateKey(entries, (e) => e.name, profiles.moduleOrder, profiles.leafOrder);
+}
+
+/**
+ * The name layouts of one plan (one spec and expert implementation), each made once per distinct
+ * list of local names: the rank files of a TP x EP layout hold the same names, so a TP4 EP4 plan
+ * lays its names out once, not 16 times (that work was most of planning: sorting thousands of
+ * keys by state-dict order, matching every name against the rename rules).
+ */
+class NameLayouts {
+  private readonly byNames = new Map<string, NameLayout>();
+
+  constructor(
+    private readonly options: PlanOptions,
+    private readonly profiles: MegatronProfiles,
+  ) {}
+
+  of(names: readonly string[]): NameLayout {
+    const key = names.join("\n");
+    let layout = this.byNames.get(key);
+    if (layout === undefined) {
+      const { specs, experts } = this.profiles;
+      layout = layOutNames(names, specs[this.options.spec], experts[this.options.experts], this.profiles);
+      this.byNames.set(key, layout);
+    }
+    return layout;
+  }
 }
 
 /** Tied weights are one parameter on a chunk that holds both ends (Megatron allocates no copy there). */
