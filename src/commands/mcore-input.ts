@@ -20,7 +20,7 @@ import type { MappingTable } from "../mapping/table.js";
 import type { ExpertImpl, LayerSpec } from "../mapping/profiles.js";
 import type { ModelDims } from "../model/model-dims.js";
 import { validateLayout, type ParallelLayout } from "../model/parallel-layout.js";
-import { formatShape, type TensorSpec } from "../model/tensor.js";
+import { formatShape, sameShape, type TensorSpec } from "../model/tensor.js";
 
 export interface McoreInputOptions {
   readonly iteration?: number | "release" | undefined;
@@ -132,7 +132,7 @@ function checkAgainstPlan(
         const value = stored.get(entry.name);
         if (!(value instanceof TensorRef)) {
           problems.push(`${dir}/${RANK_FILE}: missing tensor ${model.key}/${entry.name} ${formatShape(entry.shape)}`);
-        } else if (formatShape(value.shape) !== formatShape(entry.shape)) {
+        } else if (!sameShape(value.shape, entry.shape)) {
           problems.push(`${dir}/${RANK_FILE}: ${model.key}/${entry.name} has shape ${formatShape(value.shape)}; expected ${formatShape(entry.shape)}`);
         } else {
           tensors.set(rankTensorId(file.rank, model.key, entry.name), { ref: value, source: rank.source, view: entry.view });

@@ -61,3 +61,7 @@ export function byteLengthOf(spec: Pick<TensorSpec, "dtype" | "shape">): number 
 export function formatShape(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}

@@ -7,7 +7,7 @@ import { ConvertError } from "../errors.js";
 import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../formats/torch/pickle/values.js";
 import { modelChunks } from "../megatron/detect.js";
-import { formatShape } from "../model/tensor.js";
+import { sameShape } from "../model/tensor.js";
 
 /** Runs byte checks (byte-checks.ts), in this thread or in worker threads (exact-threads.ts). */
 export interface ByteChecker {
@@ -73,7 +73,7 @@ async function checkWhole(check: WholeTensorCheck, context: ByteCheckContext): P
     const differences: PieceDifference[] = [];
     for (const stored of check.tensors) {
       const actual = chunks.get(stored.model)?.get(stored.tensor.name);
-      if (!(actual instanceof TensorRef) || actual.dtype !== stored.tensor.dtype || formatShape(actual.shape) !== formatShape(stored.tensor.shape)) {
+      if (!(actual instanceof TensorRef) || actual.dtype !== stored.tensor.dtype || !sameShape(actual.shape, stored.tensor.shape)) {
         throw new RankFileChangedError(check.path, stored.key);
       }
       const problem = await compareTensor(source, actual, stored.tensor, context.space, context.pools);

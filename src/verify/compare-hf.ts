@@ -1,7 +1,7 @@
 import { readMatrixRect } from "../engine/rect-reader.js";
 import { openSafetensorsFolder } from "../formats/safetensors/folder.js";
 import { viewOf } from "../mapping/rect.js";
-import { dtypeBytes, formatShape, type StoredTensor } from "../model/tensor.js";
+import { dtypeBytes, formatShape, sameShape, type StoredTensor } from "../model/tensor.js";
 import type { SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
 import { MAX_REPORTED_DIFFERENCES, type Difference, type ExactReport } from "./report.js";
 
@@ -58,7 +58,7 @@ async function compareStored(
   right: SafetensorsCheckpoint,
   r: StoredTensor,
 ): Promise<{ message?: string; bytes: number }> {
-  if (l.dtype !== r.dtype || formatShape(l.shape) !== formatShape(r.shape)) {
+  if (l.dtype !== r.dtype || !sameShape(l.shape, r.shape)) {
     return { message: `${r.dtype} ${formatShape(r.shape)}; expected ${l.dtype} ${formatShape(l.shape)}`, bytes: 0 };
   }
   const view = viewOf(l.shape);

@@ -6,7 +6,7 @@ import { PyDict, TensorRef } from "../formats/torch/pickle/values.js";
 import type { SeenPickles } from "../formats/torch/seen-pickles.js";
 import { modelChunks } from "../megatron/detect.js";
 import type { PlannedModel, RankFilePlan } from "../mapping/plan.js";
-import { byteLengthOf, formatShape } from "../model/tensor.js";
+import { byteLengthOf, formatShape, sameShape } from "../model/tensor.js";
 
 export interface ExactCounts {
   files: number;
@@ -70,23 +70,26 @@ function checkModel(job: RankFileCheck, model: PlannedModel, actual: PyDict, { d
   for (const entry of model.entries) {
     const value = actual.get(entry.name);
     const key = `${model.key}/${entry.name}`;
-    const hfTensors = entry.kind === "tensor" ? hfSourcesOf(entry) : [];
+    // most entries match: their HF sources are named only in a difference
+    const differs = (problem: string): void => {
+      differences.push({ file: label, key, hfTensors: entry.kind === "tensor" ? hfSourcesOf(entry) : [], problem });
+    };
     if (value === undefined && !actual.keys().includes(entry.name)) {
-      differences.push({ file: label, key, hfTensors, problem: "missing key" });
+      differs("missing key");
       continue;
     }
     if (entry.kind === "extra-state") {
       continue;
     }
     if (!(value instanceof TensorRef)) {
-      differences.push({ file: label, key, hfTensors, problem: "expected a tensor" });
+      differs("expected a tensor");
       continue;
     }
     counts.tensors++;
     if (value.dtype !== entry.dtype) {
-      differences.push({ file: label, key, hfTensors, problem: `dtype ${value.dtype}; expected ${entry.dtype}` });
-    } else if (formatShape(value.shape) !== formatShape(entry.shape)) {
-      differences.push({ file: label, key, hfTensors, problem: `shape ${formatShape(value.shape)}; expected ${formatShape(entry.shape)}` });
+      differs(`dtype ${value.dtype}; expected ${entry.dtype}`);
+    } else if (!sameShape(value.shape, entry.shape)) {
+      differs(`shape ${formatShape(value.shape)}; expected ${formatShape(entry.shape)}`);
     } else {
       counts.bytes += byteLengthOf(entry);
       const offset = value.isContiguous ? value.contiguousRange().offset : undefined;

@@ -155,4 +155,22 @@ describe("verify can fail: rank files edited after conversion", () => {
     expect(r.stdout).toContain("missing key");
     expect(r.stdout).toContain("decoder.layers.3.pre_mlp_layernorm.weight");
   });
+
+  it("a tensor of the wrong dtype or shape is a difference naming its HF sources", async () => {
+    const dir = await makeTempDir();
+    const out = join(dir, "mcore");
+    expect(runCli(["hf2mcore", FIXTURE, out, "--tp", "2", "--quiet"]).code).toBe(0);
+    const qkv = "decoder.layers.1.self_attention.linear_qkv.weight";
+    const norm = "decoder.final_layernorm.weight";
+    editRankFile(join(out, "release", "mp_rank_01", "model_optim_rng.pt"), `m['${qkv}'] = m['${qkv}'].double()\nm['${norm}'] = m['${norm}'][:-1].clone()`);
+    const r = runCli(["verify", FIXTURE, out, "--json"]);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout) as { differences: { file: string; key: string; hfTensors: string[]; problem: string }[] };
+    const byKey = new Map(report.differences.map((d) => [d.key, d]));
+    expect(byKey.get(`model/${qkv}`)?.problem).toMatch(/^dtype F64; expected /);
+    expect(byKey.get(`model/${qkv}`)?.hfTensors).toEqual(["model.layers.1.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.v_proj.weight"]);
+    expect(byKey.get(`model/${norm}`)?.problem).toMatch(/^shape \[\d+\]; expected \[\d+\]$/);
+    expect(byKey.get(`model/${norm}`)?.hfTensors).toEqual(["model.norm.weight"]);
+    expect(report.differences.every((d) => d.file === "mp_rank_01/model_optim_rng.pt")).toBe(true);
+  });
 });
