@@ -9,12 +9,18 @@ import { REPO } from "../support/tiny-model.js";
  * builds up objects that survive collections, as a plan and headers over many tensors do, and
  * returns the size of V8's young generation (both semi-spaces) in MiB.
  */
-function youngGenerationMiB(keepSmall: boolean): number {
+function youngGenerationMiB(keepSmall: boolean, startWorker = false): number {
   const module = pathToFileURL(join(REPO, "dist", "cli", "young-generation.js")).href;
   const script = `
     const { keepYoungGenerationSmall } = await import(${JSON.stringify(module)});
     const { getHeapSpaceStatistics } = await import("node:v8");
+    const { Worker } = await import("node:worker_threads");
     if (${keepSmall}) keepYoungGenerationSmall();
+    if (${startWorker}) {
+      const worker = new Worker("setTimeout(() => {}, 100)", { eval: true });
+      await new Promise((resolve) => worker.once("online", resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     const kept = [];
     for (let i = 0; i < 1e6; i++) {
       kept.push({ i, list: [i] });
@@ -33,5 +39,10 @@ describe("keepYoungGenerationSmall (the CLI calls it first): peak RSS must not g
   it("keeps V8's young generation at a few MiB where it would grow to tens", () => {
     expect(youngGenerationMiB(false)).toBeGreaterThanOrEqual(16);
     expect(youngGenerationMiB(true)).toBeLessThanOrEqual(4);
+  });
+
+  it("keeps it small after a worker thread started (a new isolate puts V8's default back)", () => {
+    expect(youngGenerationMiB(false, true)).toBeGreaterThanOrEqual(16);
+    expect(youngGenerationMiB(true, true)).toBeLessThanOrEqual(4);
   });
 });
