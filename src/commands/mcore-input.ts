@@ -49,15 +49,20 @@ export interface McoreModel {
 
 export async function openMcoreModel(dir: string, options: McoreInputOptions): Promise<McoreModel> {
   const folder = await openCheckpointFolder(dir, options.iteration);
+  // the rank files' trees are let go of once checked (the stored tensors' refs are kept, in the
+  // space), and only their files stay open: 16 trees of a TP4 EP4 checkpoint, each with its own
+  // args and extra states, no longer live through the conversion
   const opened = new Map<string, { source: FileSource; root: PyDict }>();
+  const sources: FileSource[] = [];
   const closeAll = async () => {
-    await Promise.all([...opened.values()].map((o) => o.source.close()));
+    await Promise.all(sources.map((source) => source.close()));
   };
   const seen = new SeenPickles();
   try {
     for (const rankDir of folder.rankDirs) {
       const path = join(folder.iterationDir, rankDir, RANK_FILE);
       const source = await FileSource.open(path);
+      sources.push(source);
       opened.set(rankDir, { source, root: asDict((await readTorchCheckpoint(source, { seen })).root, path) });
     }
     const [firstDir, first] = [...opened.entries()][0] ?? [];
