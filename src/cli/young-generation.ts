@@ -22,7 +22,11 @@ const GROWTH_FACTOR_ONE = "--semi-space-growth-factor=1";
  */
 export function keepYoungGenerationSmall(): void {
   setFlagsFromString(GROWTH_FACTOR_ONE);
-  process.on("worker", (worker: Worker) => {
-    worker.once("online", () => setFlagsFromString(GROWTH_FACTOR_ONE));
-  });
+  if (!process.listeners("worker").includes(setAgainOnceOnline)) {
+    process.on("worker", setAgainOnceOnline);
+  }
+}
+
+function setAgainOnceOnline(worker: Worker): void {
+  worker.once("online", () => setFlagsFromString(GROWTH_FACTOR_ONE));
 }

@@ -116,13 +116,12 @@ function place(binding: Binding, chunks: readonly StageChunk[], dims: ModelDims,
     throw new Error(`internal: no pipeline chunk for ${binding.megatron}`);
   }
   const localLayer = layer === undefined ? undefined : chunk.layers.indexOf(layer);
+  if (expert === undefined) {
+    return { binding, chunk, localName: renderLocal(binding.rule.megatron.source, { layer: localLayer }) };
+  }
   const perRank = dims.experts / layout.ep;
-  const localExpert = expert === undefined ? undefined : expert % perRank;
-  const localName = renderLocal(binding.rule.megatron.source, {
-    ...(localLayer === undefined ? {} : { layer: localLayer }),
-    ...(localExpert === undefined ? {} : { expert: localExpert }),
-  });
-  return expert === undefined ? { binding, chunk, localName } : { binding, chunk, localName, epRank: Math.floor(expert / perRank) };
+  const localName = renderLocal(binding.rule.megatron.source, { layer: localLayer, expert: expert % perRank });
+  return { binding, chunk, localName, epRank: Math.floor(expert / perRank) };
 }
 
 function modelEntries(placed: readonly Placed[], chunk: StageChunk, rank: RankCoord, tensors: PlacedTensors, names: NameLayouts): PlannedEntry[] {
@@ -151,8 +150,11 @@ class PlacedTensors {
   ) {}
 
   of(p: Placed, tp: number): PlannedTensor {
-    const perTp = this.byPlaced.get(p) ?? [];
-    this.byPlaced.set(p, perTp);
+    let perTp = this.byPlaced.get(p);
+    if (perTp === undefined) {
+      perTp = [];
+      this.byPlaced.set(p, perTp);
+    }
     return (perTp[tp] ??= this.make(p, tp));
   }
 
@@ -185,7 +187,7 @@ class NameLayouts {
   ) {}
 
   of(names: readonly string[]): NameLayout {
-    const key = names.join("\n");
+    const key = names.join("\0"); // no tensor name holds a NUL
     let layout = this.byNames.get(key);
     if (layout === undefined) {
       const { specs, experts } = this.profiles;

@@ -5,7 +5,7 @@ import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../formats/torch/pickle/values.js";
 import type { SeenPickles } from "../formats/torch/seen-pickles.js";
 import { modelChunks } from "../megatron/detect.js";
-import type { PlannedModel, RankFilePlan } from "../mapping/plan.js";
+import type { PlannedEntry, PlannedModel, RankFilePlan } from "../mapping/plan.js";
 import { byteLengthOf, formatShape, sameShape } from "../model/tensor.js";
 
 export interface ExactCounts {
@@ -70,30 +70,31 @@ function checkModel(job: RankFileCheck, model: PlannedModel, actual: PyDict, { d
   for (const entry of model.entries) {
     const value = actual.get(entry.name);
     const key = `${model.key}/${entry.name}`;
-    // most entries match: their HF sources are named only in a difference
-    const differs = (problem: string): void => {
-      differences.push({ file: label, key, hfTensors: entry.kind === "tensor" ? hfSourcesOf(entry) : [], problem });
-    };
     if (value === undefined && !actual.keys().includes(entry.name)) {
-      differs("missing key");
+      differences.push(entryDifference(label, key, entry, "missing key"));
       continue;
     }
     if (entry.kind === "extra-state") {
       continue;
     }
     if (!(value instanceof TensorRef)) {
-      differs("expected a tensor");
+      differences.push(entryDifference(label, key, entry, "expected a tensor"));
       continue;
     }
     counts.tensors++;
     if (value.dtype !== entry.dtype) {
-      differs(`dtype ${value.dtype}; expected ${entry.dtype}`);
+      differences.push(entryDifference(label, key, entry, `dtype ${value.dtype}; expected ${entry.dtype}`));
     } else if (!sameShape(value.shape, entry.shape)) {
-      differs(`shape ${formatShape(value.shape)}; expected ${formatShape(entry.shape)}`);
+      differences.push(entryDifference(label, key, entry, `shape ${formatShape(value.shape)}; expected ${formatShape(entry.shape)}`));
     } else {
       counts.bytes += byteLengthOf(entry);
       const offset = value.isContiguous ? value.contiguousRange().offset : undefined;
       stored.push({ path: job.path, label, model: model.key, key, offset, tensor: entry });
     }
   }
+}
+
+/** A planned entry found wrong, with the HF tensors it comes from (found only here: most entries match). */
+function entryDifference(file: string, key: string, entry: PlannedEntry, problem: string): Difference {
+  return { file, key, hfTensors: entry.kind === "tensor" ? hfSourcesOf(entry) : [], problem };
 }

@@ -20,9 +20,24 @@ function layoutOf(l: Partial<ParallelLayout>): ParallelLayout {
   return { tp: 1, pp: 1, ep: 1, etp: l.tp ?? 1, vpp: 1, makeVocabDivisibleBy: 128, ...l };
 }
 
+/**
+ * A plan, frozen all the way down: rank files share a plan's tensors and name layouts (every EP
+ * rank holds the same dense pieces), so no reader may change one. The tests below read plans the
+ * way the commands do (inverting, composing, streaming bytes); a write into one throws here.
+ */
 function plan(dims: ModelDims, l: Partial<ParallelLayout>, spec: LayerSpec, experts: ExpertImpl): ConversionPlan {
   const layout = validateLayout(layoutOf(l), dims);
-  return planConversion(resolveTable(table, mixtralTensors(dims), dims, "t"), dims, { layout, spec, experts }, megatron);
+  return deepFreeze(planConversion(resolveTable(table, mixtralTensors(dims), dims, "t"), dims, { layout, spec, experts }, megatron));
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) {
+      deepFreeze(v);
+    }
+  }
+  return value;
 }
 
 interface GoldenFile {
@@ -57,6 +72,21 @@ describe("plan vs the golden key lists of a real Megatron-Core model (local spec
       expect(ours).toEqual(theirs);
     });
   }
+});
+
+describe("rank files share what they hold alike", () => {
+  it("every EP rank's file holds the same object for a dense weight's TP piece, and its own for an expert's", () => {
+    const p = plan(dimsOf(), { tp: 2, ep: 2 }, "te", "sequential");
+    const entry = (tp: number, ep: number, name: string) =>
+      p.files.find((f) => f.rank.tp === tp && f.rank.ep === ep)?.models[0]?.entries.find((e) => e.name === name);
+    const qkv = "decoder.layers.0.self_attention.linear_qkv.weight";
+    const fc1 = "decoder.layers.0.mlp.experts.local_experts.0.linear_fc1.weight";
+    expect(entry(1, 0, qkv)).toBeDefined();
+    expect(entry(1, 1, qkv)).toBe(entry(1, 0, qkv));
+    expect(entry(0, 0, qkv)).not.toEqual(entry(1, 0, qkv));
+    expect(entry(1, 1, fc1)).not.toEqual(entry(1, 0, fc1));
+    expect(p.files.map((f) => f.models[0]?.entries.map((e) => e.name))).toEqual(p.files.map(() => p.files[0]?.models[0]?.entries.map((e) => e.name)));
+  });
 });
 
 describe("TE spec names (megatron-layout 3.2/3.3, no golden list exists)", () => {
