@@ -1,6 +1,6 @@
 import { sortByStateKey } from "./order.js";
 import { matchPattern, renderPattern } from "./pattern.js";
-import { placeSegment, viewOf } from "./rect.js";
+import { matrixView, placeSegment, viewOf } from "./rect.js";
 import type { PlannedEntry, PlannedExtraState, PlannedTensor } from "./plan.js";
 import type { ExpertProfile, MegatronProfiles, Pack, Rename, SpecProfile } from "./profiles.js";
 
@@ -103,7 +103,7 @@ function packMembers(name: string, pack: Pack, members: readonly PlannedTensor[]
   const count = members.length;
   const segments = members.flatMap((m, j) => m.segments.map((s) => placeSegment(s, j * tr, true)));
   const shape = pack.declaredShape === "concat-rows" ? [count * tr, tc] : [tr, count * tc];
-  return { kind: "tensor", name, dtype: first.dtype, shape, view: { rows: count * tr, cols: tc }, segments };
+  return { kind: "tensor", name, dtype: first.dtype, shape, view: matrixView(count * tr, tc), segments };
 }
 
 /** The `_extra_state` keys the spec gives the modules of these tensor names. */

@@ -27,28 +27,86 @@ export interface Segment {
   readonly repeat?: number;
 }
 
+/**
+ * Views and rectangles are values, never modified, and a plan holds the same few of them over and
+ * over: every expert of every layer is cut the same way, in every rank file. So each distinct one
+ * is made once (interned) and shared. On a model of 25,000 HF tensors (64 experts, 128 layers)
+ * reshard held 385,000 of them, 19 MiB of its 123 MiB heap. Values that do not fit the packed
+ * keys (negative, fractional or from 2^26 on) are made fresh each time.
+ */
+const KEY_LIMIT = 2 ** 26;
+/** Interned values kept at most; past it the tables start over (a long-lived host plans many models). */
+const MAX_INTERNED = 1 << 16;
+const views = new Map<number, MatrixView>();
+const rects = new Map<number, Map<number, Rect>>();
+let rectCount = 0;
+
+function packable(a: number, b: number): boolean {
+  return a === (a & (KEY_LIMIT - 1)) && b === (b & (KEY_LIMIT - 1));
+}
+
+export function matrixView(rows: number, cols: number): MatrixView {
+  if (!packable(rows, cols)) {
+    return { rows, cols };
+  }
+  const key = rows * KEY_LIMIT + cols;
+  let view = views.get(key);
+  if (view === undefined) {
+    if (views.size >= MAX_INTERNED) {
+      views.clear();
+    }
+    view = { rows, cols };
+    views.set(key, view);
+  }
+  return view;
+}
+
+export function rectAt(row: number, col: number, rows: number, cols: number): Rect {
+  if (!packable(row, col) || !packable(rows, cols)) {
+    return { row, col, rows, cols };
+  }
+  const at = row * KEY_LIMIT + col;
+  let sized = rects.get(at);
+  if (sized === undefined) {
+    if (rectCount >= MAX_INTERNED) {
+      rects.clear();
+      rectCount = 0;
+    }
+    sized = new Map();
+    rects.set(at, sized);
+  }
+  const size = rows * KEY_LIMIT + cols;
+  let rect = sized.get(size);
+  if (rect === undefined) {
+    rect = { row, col, rows, cols };
+    sized.set(size, rect);
+    rectCount++;
+  }
+  return rect;
+}
+
 export function viewOf(shape: readonly number[]): MatrixView {
   if (shape.length === 0) {
-    return { rows: 1, cols: 1 };
+    return matrixView(1, 1);
   }
   if (shape.length === 1) {
-    return { rows: shape[0] ?? 0, cols: 1 };
+    return matrixView(shape[0] ?? 0, 1);
   }
   const cols = shape[shape.length - 1] ?? 0;
   const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
-  return { rows, cols };
+  return matrixView(rows, cols);
 }
 
 export function fullRect(view: MatrixView): Rect {
-  return { row: 0, col: 0, rows: view.rows, cols: view.cols };
+  return rectAt(0, 0, view.rows, view.cols);
 }
 
 export function rowsRect(view: MatrixView, row: number, rows: number): Rect {
-  return { row, col: 0, rows, cols: view.cols };
+  return rectAt(row, 0, rows, view.cols);
 }
 
 export function colsRect(view: MatrixView, col: number, cols: number): Rect {
-  return { row: 0, col, rows: view.rows, cols };
+  return rectAt(0, col, view.rows, cols);
 }
 
 export function intersect(a: Rect, b: Rect): Rect | undefined {
@@ -59,7 +117,7 @@ export function intersect(a: Rect, b: Rect): Rect | undefined {
   if (rowEnd <= row || colEnd <= col) {
     return undefined;
   }
-  return { row, col, rows: rowEnd - row, cols: colEnd - col };
+  return rectAt(row, col, rowEnd - row, colEnd - col);
 }
 
 /** Maps a sub-rectangle of `seg.src` to the rectangle it lands on in dst (no repeats). */
@@ -67,9 +125,9 @@ export function mapSrcToDst(seg: Segment, sub: Rect): Rect {
   const dr = sub.row - seg.src.row;
   const dc = sub.col - seg.src.col;
   if (seg.transposed) {
-    return { row: seg.dst.row + dc, col: seg.dst.col + dr, rows: sub.cols, cols: sub.rows };
+    return rectAt(seg.dst.row + dc, seg.dst.col + dr, sub.cols, sub.rows);
   }
-  return { row: seg.dst.row + dr, col: seg.dst.col + dc, rows: sub.rows, cols: sub.cols };
+  return rectAt(seg.dst.row + dr, seg.dst.col + dc, sub.rows, sub.cols);
 }
 
 /** The inverse of a (non-repeating) segment: src and dst swap roles. */
@@ -80,7 +138,7 @@ export function invertSegment(seg: Segment, dstTensor: string): Segment {
 /** Moves a segment's destination by (row, col) and optionally transposes it into a packed tensor. */
 export function placeSegment(seg: Segment, rowOffset: number, transpose: boolean): Segment {
   if (!transpose) {
-    return { ...seg, dst: { ...seg.dst, row: seg.dst.row + rowOffset } };
+    return { ...seg, dst: rectAt(seg.dst.row + rowOffset, seg.dst.col, seg.dst.rows, seg.dst.cols) };
   }
   if (seg.repeat !== undefined) {
     throw new Error("a repeated (padding) segment cannot be transposed");
@@ -89,7 +147,7 @@ export function placeSegment(seg: Segment, rowOffset: number, transpose: boolean
   return {
     source: seg.source,
     src: seg.src,
-    dst: { row: rowOffset + d.col, col: d.row, rows: d.cols, cols: d.rows },
+    dst: rectAt(rowOffset + d.col, d.row, d.cols, d.rows),
     transposed: !seg.transposed,
   };
 }

@@ -87,6 +87,28 @@ describe("rank files share what they hold alike", () => {
     expect(entry(1, 1, fc1)).not.toEqual(entry(1, 0, fc1));
     expect(p.files.map((f) => f.models[0]?.entries.map((e) => e.name))).toEqual(p.files.map(() => p.files[0]?.models[0]?.entries.map((e) => e.name)));
   });
+
+  it("holds one object per distinct rectangle and view, through packs and composition too", () => {
+    const p = plan(dimsOf(), { tp: 2, ep: 2 }, "te", "te-grouped");
+    const back = invertPlan(p, mixtralTensors(dimsOf()));
+    const composed = p.files.flatMap((f) => f.models.flatMap((m) => m.entries)).flatMap((e) =>
+      e.kind === "tensor" ? e.segments.flatMap((s) => composeThrough(s, back.get(s.source) as NonNullable<ReturnType<typeof back.get>>)) : [],
+    );
+    const values = new Map<string, Set<object>>();
+    const note = (value: object) => {
+      const key = JSON.stringify(value);
+      values.set(key, (values.get(key) ?? new Set()).add(value));
+    };
+    for (const e of p.files.flatMap((f) => f.models.flatMap((m) => m.entries))) {
+      if (e.kind === "tensor") {
+        note(e.view);
+        e.segments.forEach((s) => [s.src, s.dst].forEach(note));
+      }
+    }
+    composed.forEach((s) => [s.src, s.dst].forEach(note));
+    expect(values.size).toBeGreaterThan(20);
+    expect([...values].filter(([, objects]) => objects.size > 1).map(([key]) => key)).toEqual([]);
+  });
 });
 
 describe("TE spec names (megatron-layout 3.2/3.3, no golden list exists)", () => {
