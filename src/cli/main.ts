@@ -1,7 +1,7 @@
 import { CommanderError } from "commander";
 import { buildProgram } from "./program.js";
 import { writeErr } from "./print.js";
-import { keepYoungGenerationSmall } from "./young-generation.js";
+import { keepOldGenerationClose, keepYoungGenerationSmall } from "./heap-settings.js";
 import { removeActiveStaging } from "../engine/atomic-dir.js";
 import { releaseHeldLocks } from "../engine/output-lock.js";
 import { ConvertError, ExitWithCode, InterruptedError } from "../errors.js";
@@ -9,6 +9,7 @@ import { ConvertError, ExitWithCode, InterruptedError } from "../errors.js";
 /** The one place that turns errors into text and exit codes. */
 async function main(argv: readonly string[]): Promise<void> {
   keepYoungGenerationSmall();
+  keepOldGenerationClose();
   const program = buildProgram();
   const stop = (signal: "SIGINT" | "SIGTERM") => () => {
     const error = new InterruptedError(signal);

@@ -157,7 +157,7 @@ class ThreadChecker implements ByteChecker {
  * Capped, the check runs as fast, in less memory (2 vCPUs, peak RSS; 8 threads: 216 against
  * 238-247 MiB on the bench's 1.1 GiB model and on a 4.3 GiB one alike; 2 threads on the 4.3 GiB
  * model: 99-100 against 104-107 MiB). The process's own thread cannot be capped this way (V8
- * reads that limit only at start-up); the CLI stops its growth instead (cli/young-generation.ts),
+ * reads that limit only at start-up); the CLI stops its growth instead (cli/heap-settings.ts),
  * which holds for the threads' too when verify runs from the CLI.
  */
 export const WORKER_YOUNG_GENERATION_MB = 6;
