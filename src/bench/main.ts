@@ -1,13 +1,13 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { MeasuredRunError } from "./measure.js";
 import { assertEvictable, PageCacheError } from "./page-cache.js";
 import { findPythonWithTorch } from "./python.js";
 import { CACHE_MODES, type BenchResults, type CacheMode, type SizeResult } from "./results.js";
 import { fmtBytes, runSize } from "./suite.js";
-import { chooseDims } from "./synthetic.js";
+import { chooseDims, MIXTRAL_EXPERTS } from "./synthetic.js";
 import { formatTables, targetChecks } from "./table.js";
 import { byteSize, positiveInt } from "../cli/parse-options.js";
 
@@ -29,6 +29,16 @@ interface Flags {
   quiet?: boolean;
   repeat: number;
   cache: CacheMode;
+  experts: number;
+}
+
+/** hf2mcore runs at EP=4 and reshard at EP=2, so the expert count must split 4 ways. */
+function expertCount(value: string): number {
+  const n = positiveInt("--experts")(value);
+  if (n % 4 !== 0) {
+    throw new InvalidArgumentError(`--experts must be a multiple of 4 (the bench converts at EP=4); got ${n}`);
+  }
+  return n;
 }
 
 const FSYNCED = "outputs are fsynced by the tools, the copy baseline and the torch baseline alike";
@@ -49,6 +59,7 @@ function parseFlags(argv: readonly string[]): Flags {
     .description("measure megatron-convert against copy/read baselines and a torch converter on synthetic Mixtral checkpoints")
     .addOption(new Option("--size <size>", "the largest model, e.g. 4GiB (sizes run: size/4 and size)").argParser(byteSize).default(2 ** 31, "2GiB"))
     .option("--sizes <list>", "model sizes to run instead, e.g. 1GiB,4GiB (each runs every measurement)", (v: string) => v.split(",").map(byteSize))
+    .option("--experts <n>", "experts per layer (a multiple of 4); more make the same size out of more, smaller tensors, as fine-grained MoE models are", expertCount, MIXTRAL_EXPERTS)
     .option("--dir <path>", "work folder (default: a new folder in the system temp dir)")
     .option("--keep", "keep the generated models and outputs")
     .option("--out <file>", "JSON results (default: bench-results.json in the work folder)")
@@ -87,7 +98,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (loadStart > cpus().length / 2) {
     log(`warning: load average ${loadStart.toFixed(1)} on ${cpus().length} CPUs; other work will skew the numbers`);
   }
-  const dims = chooseDims(sizes);
+  const dims = chooseDims(sizes, flags.experts);
   const results: SizeResult[] = [];
   for (const [i, size] of sizes.entries()) {
     const d = dims[i];
@@ -117,7 +128,7 @@ async function main(argv: readonly string[]): Promise<number> {
       platform: `${process.platform}-${process.arch}`,
       loadAverage: { start: loadStart, end: loadavg()[0] ?? 0 },
     },
-    options: { sizes, jobs: flags.jobs ?? null, repeat: flags.repeat, cache: flags.cache, workDir },
+    options: { sizes, experts: flags.experts, jobs: flags.jobs ?? null, repeat: flags.repeat, cache: flags.cache, workDir },
     method: { ...METHOD, cache: CACHE_METHOD[flags.cache] },
     python: python ?? null,
     sizes: results,

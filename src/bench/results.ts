@@ -13,7 +13,7 @@ export interface BenchResults {
     /** 1-minute load average before and after: other work on the machine skews every number. */
     readonly loadAverage: { readonly start: number; readonly end: number };
   };
-  readonly options: { readonly sizes: readonly number[]; readonly jobs: number | null; readonly repeat: number; readonly cache: CacheMode; readonly workDir: string };
+  readonly options: { readonly sizes: readonly number[]; readonly experts: number; readonly jobs: number | null; readonly repeat: number; readonly cache: CacheMode; readonly workDir: string };
   readonly method: { readonly peakRss: string; readonly wallTime: string; readonly cache: string; readonly ratio: string };
   readonly python: { readonly python: string; readonly torch: string } | null;
   readonly sizes: readonly SizeResult[];
@@ -26,7 +26,7 @@ export type CacheMode = (typeof CACHE_MODES)[number];
 
 export interface SizeResult {
   readonly requestedBytes: number;
-  readonly model: SyntheticDims & { readonly bytes: number; readonly shards: number; readonly largestTensorBytes: number };
+  readonly model: SyntheticDims & { readonly bytes: number; readonly shards: number; readonly tensors: number; readonly largestTensorBytes: number };
   readonly generateSeconds: number;
   /** 256 MiB + 2 x the largest tensor (issue 6). */
   readonly rssLimitBytes: number;

@@ -6,7 +6,7 @@ import { measureNode, measurePython } from "./measure.js";
 import { evictTrees } from "./page-cache.js";
 import { TORCH_BASELINE_PY, TORCH_LOAD_CHECK_PY } from "./python-scripts.js";
 import { baselineOf, compared, medianRuns, runOf, type Baseline, type CacheMode, type Run, type SizeResult, type TorchComparison, type TorchLoadCheck } from "./results.js";
-import { largestTensorBytes, writeSyntheticModel, type SyntheticDims } from "./synthetic.js";
+import { largestTensorBytes, tensorSpecs, writeSyntheticModel, type SyntheticDims } from "./synthetic.js";
 import { treeBytes } from "./tree.js";
 import { PACKAGE_ROOT } from "../package-root.js";
 
@@ -139,7 +139,7 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
   const runs = medianRuns(rounds);
   return {
     requestedBytes: requested,
-    model: { ...dims, bytes: generated.bytes, shards: generated.shards, largestTensorBytes: largestTensorBytes(dims) },
+    model: { ...dims, bytes: generated.bytes, shards: generated.shards, tensors: tensorSpecs(dims).length, largestTensorBytes: largestTensorBytes(dims) },
     generateSeconds,
     rssLimitBytes: RSS_BASE_BYTES + 2 * largestTensorBytes(dims),
     baselines: { copy: baselineOf(allCopies), read: baselineOf(allReads) },

@@ -8,6 +8,8 @@ import type { TensorSpec } from "../model/tensor.js";
  * A synthetic Mixtral with the real model's proportions (Mixtral-8x7B: hidden 4096, ffn 3.5 x
  * hidden, 32 heads in 8 key/value groups, 8 experts, vocab 32000, 19 Hub shards), scaled to a
  * byte size by choosing the hidden size from the smallest model of a run and then the layer count.
+ * More experts (a fine-grained MoE such as Qwen's, 60-128 experts) make a model of the same size
+ * out of many more, smaller tensors.
  */
 export interface SyntheticDims {
   readonly hidden: number;
@@ -22,7 +24,8 @@ export interface SyntheticDims {
 
 const HEADS = 32;
 const KV_GROUPS = 8;
-const EXPERTS = 8;
+/** Mixtral's expert count, the default. */
+export const MIXTRAL_EXPERTS = 8;
 const MIXTRAL_VOCAB = 32_000;
 /** Mixtral-8x7B is 93 GB in 19 shards of about 5 GB; a synthetic model keeps the shard count. */
 const HUB_SHARDS = 19;
@@ -34,10 +37,10 @@ const LAYER_STEP = 2;
 const MAX_VOCAB_SHARE = 0.125;
 const BF16_BYTES = 2;
 
-function layerParams(h: number): number {
+function layerParams(h: number, experts: number): number {
   const ffn = 3.5 * h;
   const attention = h * h * 2 + 2 * (h / 4) * h; // q, o: [H, H]; k, v: [H/4, H] (8 of 32 heads)
-  return attention + EXPERTS * 3 * ffn * h + EXPERTS * h + 2 * h; // experts w1/w2/w3, router, two norms
+  return attention + experts * 3 * ffn * h + experts * h + 2 * h; // experts w1/w2/w3, router, two norms
 }
 
 function vocabFor(h: number, smallestBytes: number): number {
@@ -46,15 +49,15 @@ function vocabFor(h: number, smallestBytes: number): number {
 }
 
 export function modelBytes(d: SyntheticDims): number {
-  return (d.layers * layerParams(d.hidden) + 2 * d.vocab * d.hidden + d.hidden) * BF16_BYTES;
+  return (d.layers * layerParams(d.hidden, d.experts) + 2 * d.vocab * d.hidden + d.hidden) * BF16_BYTES;
 }
 
 /** Dimensions for each requested size; hidden size and vocab are shared so the largest tensor is too. */
-export function chooseDims(sizes: readonly number[]): SyntheticDims[] {
+export function chooseDims(sizes: readonly number[], experts = MIXTRAL_EXPERTS): SyntheticDims[] {
   const smallest = Math.min(...sizes);
   let hidden = 64;
   for (let h = 4096; h >= 64; h /= 2) {
-    const trial = { hidden: h, layers: MIN_LAYERS, vocab: vocabFor(h, smallest) };
+    const trial = { hidden: h, layers: MIN_LAYERS, vocab: vocabFor(h, smallest), experts };
     if (modelBytes(dimsOf(trial)) <= smallest) {
       hidden = h;
       break;
@@ -62,15 +65,15 @@ export function chooseDims(sizes: readonly number[]): SyntheticDims[] {
   }
   const vocab = vocabFor(hidden, smallest);
   return sizes.map((size) => {
-    const fixed = modelBytes(dimsOf({ hidden, layers: 0, vocab }));
-    const perLayer = layerParams(hidden) * BF16_BYTES;
+    const fixed = modelBytes(dimsOf({ hidden, layers: 0, vocab, experts }));
+    const perLayer = layerParams(hidden, experts) * BF16_BYTES;
     const layers = Math.max(LAYER_STEP, Math.ceil(Math.max(0, size - fixed) / perLayer / LAYER_STEP) * LAYER_STEP);
-    return dimsOf({ hidden, layers, vocab });
+    return dimsOf({ hidden, layers, vocab, experts });
   });
 }
 
-function dimsOf(d: { hidden: number; layers: number; vocab: number }): SyntheticDims {
-  return { ...d, ffn: 3.5 * d.hidden, heads: HEADS, kvGroups: KV_GROUPS, headDim: d.hidden / HEADS, experts: EXPERTS };
+function dimsOf(d: { hidden: number; layers: number; vocab: number; experts: number }): SyntheticDims {
+  return { ...d, ffn: 3.5 * d.hidden, heads: HEADS, kvGroups: KV_GROUPS, headDim: d.hidden / HEADS };
 }
 
 /** Every HF tensor in the order the Hub files hold them (per-expert w1/w2/w3 layout). */

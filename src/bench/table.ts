@@ -63,7 +63,7 @@ export function formatTables(sizes: readonly SizeResult[], checks: readonly Targ
     const m = s.model;
     lines.push(
       "",
-      `model ${fmtBytes(m.bytes)}: hidden ${m.hidden}, ffn ${m.ffn}, ${m.layers} layers, ${m.experts} experts, vocab ${m.vocab}, ${m.shards} shards; ` +
+      `model ${fmtBytes(m.bytes)}: hidden ${m.hidden}, ffn ${m.ffn}, ${m.layers} layers, ${m.experts} experts, vocab ${m.vocab}, ${m.tensors} tensors in ${m.shards} shards; ` +
         `largest tensor ${fmtBytes(m.largestTensorBytes)}, peak RSS limit ${fmtBytes(s.rssLimitBytes)}`,
       row(HEAD, WIDTHS),
     );

@@ -39,6 +39,22 @@ describe("synthetic Mixtral sizes", () => {
     expect(largestTensorBytes(small)).toBe(largestTensorBytes(large));
   });
 
+  it("makes a model of the same size out of many more, smaller tensors with more experts", () => {
+    const [mixtral, fine] = [chooseDims([GiB])[0], chooseDims([GiB], 64)[0]].map((d, i) => defined(d, `dims ${i}`));
+    expect(fine.experts).toBe(64);
+    expect(fine.hidden).toBeLessThan(mixtral.hidden);
+    expect(modelBytes(fine)).toBeGreaterThanOrEqual(GiB);
+    expect(modelBytes(fine)).toBeLessThan(1.25 * GiB);
+    expect(tensorSpecs(fine).length).toBeGreaterThan(4 * tensorSpecs(mixtral).length);
+    expect(tensorSpecs(fine).filter((t) => t.name.endsWith(".63.w2.weight"))).toHaveLength(fine.layers);
+  });
+
+  it("refuses an expert count that EP=4 does not split", () => {
+    const result = spawnSync(process.execPath, [join(REPO, "dist", "bench", "main.js"), "--experts", "6"], { encoding: "utf8" });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("--experts must be a multiple of 4");
+  });
+
   it("scales the vocabulary down for tiny models and keeps it a multiple of 1000", () => {
     const d = defined(chooseDims([4 * MiB])[0], "4 MiB dims");
     expect(d.hidden).toBe(64);
@@ -85,6 +101,7 @@ describe("npm run bench (tiny, not timed)", () => {
     expectAllNumbersFinite(json, "bench");
     expect(json.schemaVersion).toBe(1);
     expect(json.options.cache).toBe("warm");
+    expect(json.options.experts).toBe(8);
     expect(json.method.cache).toMatch(/^warm: /);
     expect(json.machine.cpus).toBeGreaterThan(0);
     expect(Object.keys(json.method).sort()).toEqual(["cache", "peakRss", "ratio", "wallTime"]);
@@ -93,6 +110,7 @@ describe("npm run bench (tiny, not timed)", () => {
     for (const s of json.sizes) {
       expect(s.model.bytes).toBeGreaterThanOrEqual(s.requestedBytes);
       expect(s.model.shards).toBeGreaterThan(1);
+      expect(s.model.tensors).toBe(tensorSpecs(s.model).length);
       expect(s.rssLimitBytes).toBe(256 * MiB + 2 * s.model.largestTensorBytes);
       expect(s.generateSeconds).toBeGreaterThan(0);
       expect(s.baselines.copy.samples).toHaveLength(5);
@@ -164,15 +182,18 @@ describe("bench --repeat", () => {
   it("runs the whole sequence again per round, cold if asked (tiny, not timed)", async () => {
     const dir = await makeTempDir("mc-bench-");
     const out = join(dir, "bench.json");
-    const args = ["--sizes", "4MiB", "--repeat", "2", "--cache", "cold", "--python", pythonWithTorch(), "--dir", join(dir, "work"), "--out", out, "--quiet"];
+    const args = ["--sizes", "4MiB", "--experts", "16", "--repeat", "2", "--cache", "cold", "--python", pythonWithTorch(), "--dir", join(dir, "work"), "--out", out, "--quiet"];
     const result = spawnSync(process.execPath, [join(REPO, "dist", "bench", "main.js"), ...args], { encoding: "utf8", maxBuffer: 16 << 20 });
     expect(result.status, result.stderr).toBe(0);
     const json = JSON.parse(await readFile(out, "utf8")) as BenchResults;
     expect(json.options.repeat).toBe(2);
     expect(json.options.cache).toBe("cold");
+    expect(json.options.experts).toBe(16);
     expect(json.method.cache).toMatch(/^cold: /);
     expect(result.stdout).toContain("page cache: cold: ");
     const size = defined(json.sizes[0], "the 4 MiB size");
+    expect(size.model.experts).toBe(16);
+    expect(result.stdout).toContain("16 experts");
     expect(size.baselines.copy.samples).toHaveLength(10);
     expect(size.baselines.read.samples).toHaveLength(4);
     // the torch baseline runs once; it is compared with the hf2mcore run shown (the median round)
