@@ -40,7 +40,8 @@ describe("synthetic Mixtral sizes", () => {
   });
 
   it("makes a model of the same size out of many more, smaller tensors with more experts", () => {
-    const [mixtral, fine] = [chooseDims([GiB])[0], chooseDims([GiB], 64)[0]].map((d, i) => defined(d, `dims ${i}`));
+    const mixtral = defined(chooseDims([GiB])[0], "Mixtral dims");
+    const fine = defined(chooseDims([GiB], 64)[0], "64-expert dims");
     expect(fine.experts).toBe(64);
     expect(fine.hidden).toBeLessThan(mixtral.hidden);
     expect(modelBytes(fine)).toBeGreaterThanOrEqual(GiB);
