@@ -5,14 +5,24 @@ import { describe, expect, it } from "vitest";
 import { REPO } from "../support/tiny-model.js";
 
 /**
+ * Runs `body` as an ES module in a new Node process, with the CLI's keepYoungGenerationSmall and
+ * keepOldGenerationClose imported, and returns the number it prints.
+ */
+function numberFromNode(body: string): number {
+  const module = pathToFileURL(join(REPO, "dist", "cli", "heap-settings.js")).href;
+  const script = `const { keepOldGenerationClose, keepYoungGenerationSmall } = await import(${JSON.stringify(module)});\n${body}`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+  expect(r.status, r.stderr).toBe(0);
+  return Number(r.stdout.trim());
+}
+
+/**
  * Runs a Node process that (after calling the CLI's keepYoungGenerationSmall, when `keepSmall`)
  * builds up objects that survive collections, as a plan and headers over many tensors do, and
  * returns the size of V8's young generation (both semi-spaces) in MiB.
  */
 function youngGenerationMiB(keepSmall: boolean, startWorker = false): number {
-  const module = pathToFileURL(join(REPO, "dist", "cli", "heap-settings.js")).href;
-  const script = `
-    const { keepYoungGenerationSmall } = await import(${JSON.stringify(module)});
+  return numberFromNode(`
     const { getHeapSpaceStatistics } = await import("node:v8");
     const { Worker } = await import("node:worker_threads");
     if (${keepSmall}) keepYoungGenerationSmall();
@@ -27,10 +37,7 @@ function youngGenerationMiB(keepSmall: boolean, startWorker = false): number {
       if (kept.length > 2e5) kept.splice(0, 1e5);
     }
     console.log(getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size / 2 ** 20);
-  `;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
-  expect(r.status, r.stderr).toBe(0);
-  return Number(r.stdout.trim());
+  `);
 }
 
 // On a later V8 that enforces a growth factor of at least 2 (src/cli/heap-settings.ts) the call
@@ -53,9 +60,7 @@ describe("keepYoungGenerationSmall (the CLI calls it first): peak RSS must not g
  * short-lived objects do once its young generation is small; returns the most heap it used, in MiB.
  */
 function oldGenerationPeakMiB(close: boolean): number {
-  const module = pathToFileURL(join(REPO, "dist", "cli", "heap-settings.js")).href;
-  const script = `
-    const { keepOldGenerationClose, keepYoungGenerationSmall } = await import(${JSON.stringify(module)});
+  return numberFromNode(`
     const { getHeapStatistics } = await import("node:v8");
     keepYoungGenerationSmall();
     if (${close}) keepOldGenerationClose();
@@ -68,10 +73,7 @@ function oldGenerationPeakMiB(close: boolean): number {
       if (i % 10000 === 0) peak = Math.max(peak, getHeapStatistics().used_heap_size);
     }
     console.log(live.length === 6e5 ? peak / 2 ** 20 : -1);
-  `;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
-  expect(r.status, r.stderr).toBe(0);
-  return Number(r.stdout.trim());
+  `);
 }
 
 describe("keepOldGenerationClose (the CLI calls it first): the old generation stays near what is live", () => {
