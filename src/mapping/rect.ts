@@ -32,7 +32,7 @@ export interface Segment {
  * over: every expert of every layer is cut the same way, in every rank file. So each distinct one
  * is made once (interned) and shared. On a model of 25,000 HF tensors (64 experts, 128 layers)
  * reshard held 385,000 of them, 19 MiB of its 123 MiB heap. Values that do not fit the packed
- * keys (negative, fractional or from 2^26 on) are made fresh each time.
+ * keys (negative, -0, fractional or from 2^26 on) are made fresh each time.
  */
 const KEY_LIMIT = 2 ** 26;
 /** Interned values kept at most; past it the tables start over (a long-lived host plans many models). */
@@ -41,8 +41,9 @@ const views = new Map<number, MatrixView>();
 const rects = new Map<number, Map<number, Rect>>();
 let rectCount = 0;
 
+/** Both are integers in [0, 2^26) (not -0, which would share +0's key). */
 function packable(a: number, b: number): boolean {
-  return a === (a & (KEY_LIMIT - 1)) && b === (b & (KEY_LIMIT - 1));
+  return a === (a & (KEY_LIMIT - 1)) && b === (b & (KEY_LIMIT - 1)) && !Object.is(a, -0) && !Object.is(b, -0);
 }
 
 export function matrixView(rows: number, cols: number): MatrixView {

@@ -20,8 +20,14 @@ describe("interned rectangles and views", () => {
     expect(rectAt(0, big, 1, 1)).toEqual({ row: 0, col: big, rows: 1, cols: 1 });
     expect(rectAt(1, 0, 1, 1)).toEqual({ row: 1, col: 0, rows: 1, cols: 1 });
     expect(rectAt(0.5, 0, 1, 1)).toEqual({ row: 0.5, col: 0, rows: 1, cols: 1 });
+    expect(matrixView(4, 3)).toEqual({ rows: 4, cols: 3 });
+    expect(matrixView(1, 3 * big + 3)).toEqual({ rows: 1, cols: 3 * big + 3 }); // packed, it would be (4, 3)
     expect(matrixView(big, 3)).toEqual({ rows: big, cols: 3 });
-    expect(matrixView(1, 3 * big + 3)).toEqual({ rows: 1, cols: 3 * big + 3 });
+    expect(rectAt(2 ** 31, 0, 1, 1)).toEqual({ row: 2 ** 31, col: 0, rows: 1, cols: 1 });
+    expect(rectAt(2 ** 32 + 5, 0, 1, 1).row).toBe(2 ** 32 + 5);
+    expect(Object.is(rectAt(0, 0, 1, 1).row, 0)).toBe(true);
+    expect(Object.is(rectAt(-0, 0, 1, 1).row, -0)).toBe(true);
+    expect(Object.is(rectAt(0, 0, 1, 1).row, 0)).toBe(true);
   });
 
   it("stays correct once the tables have started over", () => {
