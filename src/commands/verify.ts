@@ -42,10 +42,12 @@ export interface VerifyExactOptions {
  * on a 4.3 GiB model (6.6 GB of rank files; the whole verify 1.03-1.05 s against 1.16-1.19 s), the
  * whole verify 1.48-1.51 s against 1.61-1.71 s on the bench's 4.2 GiB model (5.4 GB), while on its
  * 1.1 GiB one (1.7 GB) the worker's start costs more than it saves (0.84-0.88 s against 0.75-0.81
- * s, 7 runs). So there a worker waits for this many bytes (nothing was measured between 1.7 and
- * 5.4 GB).
+ * s, 7 runs). In between (Mixtral-shaped models of hidden 1024, 6 alternating runs each, two
+ * threads against one): 0.90-0.95 against 0.76-0.82 s at 2.1 GB, even at 2.9 GB (0.98-1.06
+ * against 0.91-1.08 s; at a slower hour 1.26-1.63 against 1.24-1.63), 1.31-1.44 against 1.30-1.62
+ * s at 3.7 GB. So there a worker waits for this many bytes.
  */
-export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 2e9;
+export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 3e9;
 /** The worker threads' script, beside this file once compiled. */
 const WORKER_SCRIPT = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 

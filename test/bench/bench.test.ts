@@ -141,7 +141,7 @@ describe("npm run bench (tiny, not timed)", () => {
       expect(load.tensors).toBeGreaterThan(0);
       expect(load.peakRssBytes).toBeGreaterThan(0);
       // verify's report, one round: a tiny checkpoint is checked in one thread on 1 or 2 CPUs
-      // (threads wait for 2 GB there), in up to one per CPU (at most the default 8 jobs) on more
+      // (threads wait for 3 GB there), in up to one per CPU (at most the default 8 jobs) on more
       expect(s.verifyThreads).toHaveLength(1);
       const threads = defined(s.verifyThreads[0], "verify's thread count");
       if (json.machine.cpus <= 2) {
