@@ -42,10 +42,14 @@ export function workerScriptExists(script: string): boolean {
 }
 
 /**
- * Checks sent to a thread before it answers the first: the next waits in its queue, so the thread
- * need not wait for this one's event loop (busy with checks of its own) to send it more.
+ * Checks sent to a thread before it answers the first: the rest wait in its queue, so the thread
+ * need not wait for this one's event loop to send it more. That loop is busy with checks of its
+ * own, one HF tensor at a time (an embedding takes tens of milliseconds), and a thread got
+ * through two queued expert weights in less. With 2, the thread sat idle for 100-160 of its
+ * 740-780 ms of checking on the bench's 4.2 GiB model (2 vCPUs); with 6, for 20-40 ms, and the
+ * checking took 760-795 against 815-835 ms.
  */
-const CHECKS_QUEUED_PER_THREAD = 2;
+const CHECKS_QUEUED_PER_THREAD = 6;
 
 interface Pending {
   resolve(differences: PieceDifference[]): void;
@@ -175,16 +179,21 @@ export interface OpenedSource {
   close(): Promise<void>;
 }
 
-/** The worker side: runs the checks sent on `port` one after another; opens the source on the first. */
+/**
+ * The worker side: opens the source at once, then runs the checks sent on `port` one after
+ * another. Opening takes tens of milliseconds (the HF model's headers); done on the first check,
+ * it held every thread back at the start of the checking, while the main thread checked alone.
+ */
 export function serveByteChecks(port: MessagePort, open: () => Promise<OpenedSource>): void {
+  const opened: Promise<{ source: OpenedSource; context: ByteCheckContext }> = open().then((source) => ({ source, context: newByteCheckContext(source.space) }));
+  opened.catch(() => undefined); // a failure to open is each check's answer
   // checks run one after another (queued), so one context serves them all
-  let opened: Promise<{ source: OpenedSource; context: ByteCheckContext }> | undefined;
   let queue: Promise<unknown> = Promise.resolve();
   port.on("message", (request: WorkerRequest) => {
     if (request.type === "close") {
       // a source that failed to open has nothing to close (and its failure was reported already)
       const closed = queue.then(() =>
-        opened?.then(async ({ source, context }) => {
+        opened.then(async ({ source, context }) => {
           await context.files.close();
           await source.close();
         }),
@@ -192,9 +201,7 @@ export function serveByteChecks(port: MessagePort, open: () => Promise<OpenedSou
       void closed.catch(() => undefined).finally(() => port.close());
       return;
     }
-    opened ??= open().then((source) => ({ source, context: newByteCheckContext(source.space) }));
-    const ready = opened;
-    const checked = queue.then(() => ready).then(({ context }) => runByteCheck(request.check, context));
+    const checked = queue.then(() => opened).then(({ context }) => runByteCheck(request.check, context));
     queue = checked.catch(() => undefined);
     checked
       .then(

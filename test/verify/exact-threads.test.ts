@@ -9,7 +9,7 @@ import { PyDict, TensorRef } from "../../src/formats/torch/pickle/values.js";
 import { modelChunks } from "../../src/megatron/detect.js";
 import { MIN_BYTES_FOR_THREADS_ON_TWO_CPUS, threadCount } from "../../src/commands/verify.js";
 import { ConvertError } from "../../src/errors.js";
-import { threadChecker, WORKER_YOUNG_GENERATION_MB, type WorkerReply } from "../../src/verify/exact-threads.js";
+import { threadChecker, WORKER_YOUNG_GENERATION_MB, type WorkerReply, type WorkerRequest } from "../../src/verify/exact-threads.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
 import { flipByte as flipByteAt } from "../support/flip-byte.js";
 import { makeTempDir } from "../support/tmpdir.js";
@@ -185,6 +185,37 @@ parentPort.on("message", (request) => {
     expect(error.code).toBe("verify.thread-failed");
     expect(error.message).toContain("while checking x: internal: a verify worker thread exited with code 0 before it was asked to");
     await expect(checker.close()).resolves.toBeUndefined();
+  });
+
+  it("opens the source as soon as the thread starts, before any check is sent", async () => {
+    const script = join(await makeTempDir(), "opening-worker.mjs");
+    const serve = pathToFileURL(join(REPO, "dist", "verify", "exact-threads.js")).href;
+    await writeFile(
+      script,
+      `import { parentPort } from "node:worker_threads";
+import { serveByteChecks } from ${JSON.stringify(serve)};
+serveByteChecks(parentPort, async () => {
+  parentPort.postMessage({ opening: true });
+  return { space: {}, close: async () => parentPort.postMessage({ closing: true }) };
+});
+`,
+    );
+    const worker = new Worker(script);
+    const messages: unknown[] = [];
+    worker.on("message", (m: unknown) => messages.push(m));
+    const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
+    try {
+      const first = await Promise.race([
+        new Promise<unknown>((resolve) => worker.once("message", resolve)),
+        new Promise<string>((resolve) => setTimeout(() => resolve("no message within 10 s"), 10_000)),
+      ]);
+      expect(first).toEqual({ opening: true });
+      worker.postMessage({ type: "close" } satisfies WorkerRequest);
+      expect(await exited).toBe(0);
+      expect(messages).toEqual([{ opening: true }, { closing: true }]);
+    } finally {
+      await worker.terminate();
+    }
   });
 
   it("reports a bug in a thread as a bug, not as a user error, and still closes", async () => {
