@@ -44,6 +44,20 @@ async function flipByte(mcore: string, rankDir: string, key: string): Promise<vo
   await flipByteAt(path, offset + Math.floor(length / 2));
 }
 
+/** A worker script (in a temp folder) that serves byte checks from the built dist/, its source opened by `open` (JS source). */
+async function servingWorker(name: string, open: string): Promise<string> {
+  const script = join(await makeTempDir(), name);
+  const serve = pathToFileURL(join(REPO, "dist", "verify", "exact-threads.js")).href;
+  await writeFile(
+    script,
+    `import { parentPort } from "node:worker_threads";
+import { serveByteChecks } from ${JSON.stringify(serve)};
+serveByteChecks(parentPort, ${open});
+`,
+  );
+  return script;
+}
+
 async function verify(mcore: string, jobs: number, threads: boolean) {
   const { verifyExact } = await built();
   return verifyExact({ hf: FIXTURE, mcore, jobs, threads });
@@ -188,17 +202,12 @@ parentPort.on("message", (request) => {
   });
 
   it("opens the source as soon as the thread starts, before any check is sent", async () => {
-    const script = join(await makeTempDir(), "opening-worker.mjs");
-    const serve = pathToFileURL(join(REPO, "dist", "verify", "exact-threads.js")).href;
-    await writeFile(
-      script,
-      `import { parentPort } from "node:worker_threads";
-import { serveByteChecks } from ${JSON.stringify(serve)};
-serveByteChecks(parentPort, async () => {
+    const script = await servingWorker(
+      "opening-worker.mjs",
+      `async () => {
   parentPort.postMessage({ opening: true });
   return { space: {}, close: async () => parentPort.postMessage({ closing: true }) };
-});
-`,
+}`,
     );
     const worker = new Worker(script);
     const messages: unknown[] = [];
@@ -219,15 +228,7 @@ serveByteChecks(parentPort, async () => {
   });
 
   it("reports a bug in a thread as a bug, not as a user error, and still closes", async () => {
-    const script = join(await makeTempDir(), "buggy-worker.mjs");
-    const serve = pathToFileURL(join(REPO, "dist", "verify", "exact-threads.js")).href;
-    await writeFile(
-      script,
-      `import { parentPort } from "node:worker_threads";
-import { serveByteChecks } from ${JSON.stringify(serve)};
-serveByteChecks(parentPort, async () => { throw new TypeError("a bug while opening the source"); });
-`,
-    );
+    const script = await servingWorker("buggy-worker.mjs", 'async () => { throw new TypeError("a bug while opening the source"); }');
     const checker = threadChecker(script, {}, 1);
     const error = (await checker.check(NO_FILE).catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(Error);
