@@ -26,6 +26,9 @@ export interface SuiteOptions {
 
 /** Issue 6 targets, as time-per-byte ratios to the baseline (verify: >= 0.9x speed = <= 1/0.9). */
 export const RATIO_TARGETS = { hf2mcore: 1.15, mcore2hf: 1.25, reshard: 1.25, verify: 1 / 0.9 } as const;
+
+/** The run of `verify` against the TP4 EP4 checkpoint (the one whose thread count is reported). */
+export const VERIFY_RUN = "verify tp4ep4";
 export const RSS_BASE_BYTES = 256 << 20;
 
 /** Runs before each measured step: with `cold`, every file of this size's folder leaves the page cache. */
@@ -43,8 +46,9 @@ const TP1_FILE = join("release", "mp_rank_00", "model_optim_rng.pt");
  * One model size: generate it, then run (each as its own process; with `cache: "warm"` the source
  * stays in the page cache, with "cold" every file is dropped from it before each step)
  * copy, hf2mcore TP4 EP4, torch baseline, copy, hf2mcore TP1, copy, reshard, copy, mcore2hf,
- * copy; read, verify, read. Each command is compared with the baseline runs right before and
- * after it, so neither side runs first and slow drifts of the disk's speed cancel out.
+ * copy; read, verify, read; read, verify of mcore2hf's HF folder against the source, read. Each
+ * command is compared with the baseline runs right before and after it, so neither side runs
+ * first and slow drifts of the disk's speed cancel out.
  * With `repeat` > 1 that sequence runs again (the torch runs only once) and each command reports
  * the round with its median ratio: a virtual disk whose write speed swings 3x within minutes
  * makes a single round's ratio a coin toss.
@@ -114,13 +118,23 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     await copy();
     await rm(p("hf-back"), { recursive: true, force: true });
     const back = await cli("mcore2hf tp4ep4", ["mcore2hf", p("tp4ep4"), p("hf-back"), "--hf-config", hf, "--quiet"], p("hf-back"));
-    await done(p("hf-back"));
     await copy();
-    const readBefore = await io(`read ${allReads.length + 1}`, ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
+    const reads: Run[] = [];
+    const read = async (trees: string[]): Promise<Run> => {
+      const run = await io(`read ${allReads.length + reads.length + 1}`, ["read", ...trees], trees);
+      reads.push(run);
+      return run;
+    };
+    const readBefore = await read([hf, p("tp4ep4")]);
     const report = p("verify-report.json");
-    const verify = await cli("verify tp4ep4", ["verify", hf, p("tp4ep4"), "--report", report, ...jobs], undefined, [hf, p("tp4ep4")]);
+    const verify = await cli(VERIFY_RUN, ["verify", hf, p("tp4ep4"), "--report", report, ...jobs], undefined, [hf, p("tp4ep4")]);
     verifyThreads.push(await reportedThreads(report));
-    const readAfter = await io(`read ${allReads.length + 2}`, ["read", hf, p("tp4ep4")], [hf, p("tp4ep4")]);
+    const readAfter = await read([hf, p("tp4ep4")]);
+    // the round-trip check a user runs after mcore2hf: HF against HF, against reading both folders
+    const readBackBefore = await read([hf, p("hf-back")]);
+    const roundTrip = await cli("verify hf vs hf-back", ["verify", hf, p("hf-back")], undefined, [hf, p("hf-back")]);
+    const readBackAfter = await read([hf, p("hf-back")]);
+    await done(p("hf-back"));
     // Each command against the mean of the two baseline runs right before and after it.
     const around = (i: number): Baseline => baselineOf(copies.slice(i, i + 2));
     rounds.push([
@@ -129,9 +143,10 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
       compared(reshard, "copy", around(2), RATIO_TARGETS.reshard),
       compared(back, "copy", around(3), RATIO_TARGETS.mcore2hf),
       compared(verify, "read", baselineOf([readBefore, readAfter]), RATIO_TARGETS.verify),
+      compared(roundTrip, "read", baselineOf([readBackBefore, readBackAfter]), RATIO_TARGETS.verify),
     ]);
     allCopies.push(...copies);
-    allReads.push(readBefore, readAfter);
+    allReads.push(...reads);
   }
   if (!o.keep) {
     await rm(o.root, { recursive: true, force: true });

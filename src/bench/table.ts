@@ -1,5 +1,5 @@
 import type { Run, SizeResult, TargetCheck } from "./results.js";
-import { fmtBytes } from "./suite.js";
+import { fmtBytes, VERIFY_RUN } from "./suite.js";
 
 /** Torch baseline: ours must be >= 3x faster and use >= 10x less peak memory (issue 6). */
 const TORCH_SPEEDUP = 3;
@@ -75,7 +75,7 @@ export function formatTables(sizes: readonly SizeResult[], checks: readonly Targ
       if (run.roundRatios !== undefined) {
         lines.push(`  rounds: ${run.roundRatios.map((r) => `${r.toFixed(2)}x`).join(" ")} (median shown; peak RSS: highest round)`);
       }
-      if (run.name.startsWith("verify")) {
+      if (run.name === VERIFY_RUN) {
         lines.push(`  checked in ${[...new Set(s.verifyThreads)].join(" or ")} thread(s)`);
       }
     }

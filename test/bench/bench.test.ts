@@ -97,6 +97,7 @@ describe("npm run bench (tiny, not timed)", () => {
     expect(result.stdout).toContain("hf2mcore tp4 ep4");
     expect(result.stdout).toContain(`results: ${out}`);
     expect(result.stdout).toMatch(/^ {2}checked in \d+ thread\(s\)$/m);
+    expect(result.stdout.match(/^ {2}checked in /gm), "once per size, under verify tp4ep4 only").toHaveLength(2);
 
     const json = JSON.parse(await readFile(out, "utf8")) as BenchResults;
     expectAllNumbersFinite(json, "bench");
@@ -115,13 +116,16 @@ describe("npm run bench (tiny, not timed)", () => {
       expect(s.rssLimitBytes).toBe(256 * MiB + 2 * s.model.largestTensorBytes);
       expect(s.generateSeconds).toBeGreaterThan(0);
       expect(s.baselines.copy.samples).toHaveLength(5);
-      expect(s.baselines.read.samples).toHaveLength(2);
+      // read before and after each verify: the TP4 EP4 checkpoint's, and the round trip's
+      expect(s.baselines.read.samples).toHaveLength(4);
       for (const b of [s.baselines.copy, s.baselines.read]) {
         b.samples.forEach((r) => expectRun(r));
         expect(b.seconds * b.bytes * b.gbPerSecond).toBeGreaterThan(0);
       }
-      const names = ["hf2mcore tp4 ep4", "hf2mcore tp1", "reshard tp4ep4 -> tp2 pp2 ep2", "mcore2hf tp4ep4", "verify tp4ep4"];
+      const names = ["hf2mcore tp4 ep4", "hf2mcore tp1", "reshard tp4ep4 -> tp2 pp2 ep2", "mcore2hf tp4ep4", "verify tp4ep4", "verify hf vs hf-back"];
       expect(s.runs.map((r) => r.name)).toEqual(names);
+      const roundTrip = defined(s.runs[5], "verify hf vs hf-back").argv;
+      expect([roundTrip.slice(0, 2), roundTrip[3]?.endsWith("hf-back")]).toEqual([["megatron-convert", "verify"], true]);
       for (const run of s.runs) {
         expectRun(run);
         expect(run.baseline).toBe(run.name.startsWith("verify") ? "read" : "copy");
@@ -151,8 +155,8 @@ describe("npm run bench (tiny, not timed)", () => {
         expect(threads).toBeLessThanOrEqual(Math.min(8, json.machine.cpus));
       }
     }
-    // Per size: 5 ratios, 5 RSS limits, 2 torch ratios; then 5 RSS growths from the small to the large size.
-    expect(json.targets).toHaveLength(2 * 12 + 5);
+    // Per size: 6 ratios, 6 RSS limits, 2 torch ratios; then 6 RSS growths from the small to the large size.
+    expect(json.targets).toHaveLength(2 * 14 + 6);
     for (const t of json.targets) {
       expect(typeof t.met).toBe("boolean");
       expect(["<=", ">="]).toContain(t.compare);
@@ -196,7 +200,7 @@ describe("bench --repeat", () => {
     expect(size.model.experts).toBe(16);
     expect(result.stdout).toContain("16 experts");
     expect(size.baselines.copy.samples).toHaveLength(10);
-    expect(size.baselines.read.samples).toHaveLength(4);
+    expect(size.baselines.read.samples).toHaveLength(8);
     // the torch baseline runs once; it is compared with the hf2mcore run shown (the median round)
     const torch = defined(size.torch, "torch baseline");
     const shown = defined(size.runs[0], "hf2mcore tp4 ep4");
