@@ -1,16 +1,12 @@
-import { writeFile } from "node:fs/promises";
-import { table, writeOut } from "./print.js";
-import { downloadHf } from "./hf-download.js";
-import { ExitWithCode } from "../errors.js";
-import { stat } from "node:fs/promises";
+import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { compareHfFolders } from "../verify/compare-hf.js";
-import { verifyExact } from "../commands/verify.js";
+import { table, writeOut } from "./print.js";
+import { ExitWithCode } from "../errors.js";
+import type { ExactReport } from "../verify/report.js";
 
 export async function runVerify(hf: string, mcore: string, flags: { report?: string; json?: boolean; jobs: number }): Promise<void> {
   const secondIsHf = (await stat(join(mcore, "config.json")).catch(() => undefined)) !== undefined;
-  // A repo id is downloaded first, with progress (json: progress lines as JSON, stdout untouched).
-  const report = secondIsHf ? await compareHfFolders(hf, mcore) : await verifyExact({ hf: await downloadHf(hf, { json: flags.json }), mcore, jobs: flags.jobs });
+  const report = secondIsHf ? await hfAgainstHf(hf, mcore) : await hfAgainstMegatron(hf, mcore, flags);
   const json = `${JSON.stringify(report, null, 2)}\n`;
   if (flags.report !== undefined) {
     await writeFile(flags.report, json);
@@ -29,4 +25,16 @@ export async function runVerify(hf: string, mcore: string, flags: { report?: str
   if (!report.ok) {
     throw new ExitWithCode(1);
   }
+}
+
+/** Each mode loads only its own modules: comparing two HF folders needs no plan, torch reader or Hub client. */
+async function hfAgainstHf(a: string, b: string): Promise<ExactReport> {
+  const { compareHfFolders } = await import("../verify/compare-hf.js");
+  return compareHfFolders(a, b);
+}
+
+async function hfAgainstMegatron(hf: string, mcore: string, flags: { json?: boolean; jobs: number }): Promise<ExactReport> {
+  const [{ downloadHf }, { verifyExact }] = await Promise.all([import("./hf-download.js"), import("../commands/verify.js")]);
+  // A repo id is downloaded first, with progress (json: progress lines as JSON, stdout untouched).
+  return verifyExact({ hf: await downloadHf(hf, { json: flags.json }), mcore, jobs: flags.jobs });
 }

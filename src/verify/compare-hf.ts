@@ -1,4 +1,4 @@
-import { asBuffer, firstDifference, readStored } from "./compare-tensor.js";
+import { asBuffer, firstDifference, readStored } from "./byte-compare.js";
 import { MAX_REPORTED_DIFFERENCES, type Difference, type ExactReport } from "./report.js";
 import { openSafetensorsFolder, type SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
 import { dtypeBytes, formatShape, sameShape, type StoredTensor } from "../model/tensor.js";

@@ -3,7 +3,8 @@ import { atLeast } from "../engine/grow-buffer.js";
 import type { SourceSpace } from "../engine/source-space.js";
 import { dtypeBytes, type Dtype } from "../model/tensor.js";
 import type { SourceCheck, StoredPiece } from "./byte-checks.js";
-import { asBuffer, firstDifference, readStored, STORED_CHUNK_BYTES } from "./compare-tensor.js";
+import { asBuffer, firstDifference, readStored } from "./byte-compare.js";
+import { STORED_CHUNK_BYTES } from "./compare-tensor.js";
 import { differingElement } from "./locate.js";
 import type { RankFiles } from "./rank-files.js";
 

@@ -1,3 +1,4 @@
+import { asBuffer, firstDifference, readStored } from "./byte-compare.js";
 import { differingElement } from "./locate.js";
 import { atLeast } from "../engine/grow-buffer.js";
 import { prefetch } from "../engine/prefetch.js";
@@ -90,32 +91,4 @@ async function* storedChunks(source: ByteSource, offset: number, length: number,
     ring[turn] = buffer;
     yield await readStored(source, offset + at, buffer.subarray(0, n));
   }
-}
-
-/** Fills `into` from `offset` of `source`, through readInto where the source has it. */
-export async function readStored(source: ByteSource, offset: number, into: Uint8Array): Promise<Uint8Array> {
-  if (source.readInto === undefined) {
-    into.set(await source.read(offset, into.byteLength));
-  } else {
-    await source.readInto(into, offset);
-  }
-  return into;
-}
-
-/** Where `length` bytes of `a` from `aAt` and of `b` from `bAt` first differ; `length` when they are equal. */
-export function firstDifference(a: Buffer, aAt: number, b: Uint8Array, bAt: number, length: number): number {
-  if (a.compare(b, bAt, bAt + length, aAt, aAt + length) === 0) {
-    return length;
-  }
-  for (let i = 0; i < length; i++) {
-    if (a[aAt + i] !== b[bAt + i]) {
-      return i;
-    }
-  }
-  return length;
-}
-
-/** A Buffer over the same bytes (for its native compare), without a copy. */
-export function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -30,6 +30,26 @@ async function onTerminal(command: readonly string[], log: string): Promise<stri
   return readFile(log, "utf8");
 }
 
+/**
+ * CLI arguments for node that run it with a module-resolution hook (node:module register), which
+ * writes down every module the runs load; `loaded` reads that list.
+ */
+async function moduleLog(dir: string): Promise<{ hooked(args: readonly string[]): string[]; loaded(): Promise<string> }> {
+  const log = join(dir, "resolved.txt");
+  await writeFile(join(dir, "hooks.mjs"), `import { appendFileSync } from "node:fs";
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  appendFileSync(${JSON.stringify(log)}, result.url + "\\n");
+  return result;
+}
+`);
+  await writeFile(join(dir, "register.mjs"), `import { register } from "node:module";\nregister("./hooks.mjs", import.meta.url);\n`);
+  return {
+    hooked: (args) => ["--import", join(dir, "register.mjs"), join(REPO, "bin", "megatron-convert.js"), ...args],
+    loaded: () => readFile(log, "utf8"),
+  };
+}
+
 describe("the command line", () => {
   it("prints help with exit 0 and lists the commands", () => {
     const r = runCli(["--help"]);
@@ -69,17 +89,7 @@ describe("the command line", () => {
 
   it("loads neither the Hub client nor cli-progress for local folders, nor cli-progress where no bar is drawn (start-up time)", async () => {
     const dir = await makeTempDir();
-    const log = join(dir, "resolved.txt");
-    // a module-resolution hook (node:module register) that writes down every module the run loads
-    await writeFile(join(dir, "hooks.mjs"), `import { appendFileSync } from "node:fs";
-export async function resolve(specifier, context, next) {
-  const result = await next(specifier, context);
-  appendFileSync(${JSON.stringify(log)}, result.url + "\\n");
-  return result;
-}
-`);
-    await writeFile(join(dir, "register.mjs"), `import { register } from "node:module";\nregister("./hooks.mjs", import.meta.url);\n`);
-    const hooked = (args: readonly string[]): string[] => ["--import", join(dir, "register.mjs"), join(REPO, "bin", "megatron-convert.js"), ...args];
+    const { hooked, loaded: loadedModules } = await moduleLog(dir);
     const out = join(dir, "out");
     const runs = [["plan", FIXTURE, "--tp", "2"], ["hf2mcore", FIXTURE, out, "--tp", "2"], ["verify", FIXTURE, out], ["mcore2hf", out, join(dir, "back"), "--hf-config", FIXTURE]];
     for (const args of runs) {
@@ -88,12 +98,24 @@ export async function resolve(specifier, context, next) {
     }
     // verify on a terminal too: it draws no bar
     expect(await onTerminal([process.execPath, ...hooked(["verify", FIXTURE, out])], join(dir, "tty.log"))).toContain("verify exact: OK");
-    const loaded = await readFile(log, "utf8");
+    const loaded = await loadedModules();
     expect(loaded).toContain("/node_modules/commander/"); // the hook saw the runs' modules
     expect(loaded).toContain("/dist/commands/verify.js");
     expect(loaded).toContain("/dist/commands/mcore2hf.js");
     expect(loaded).not.toContain("@huggingface/hub");
     expect(loaded).not.toContain("cli-progress");
+  });
+
+  it("compares two HF folders without loading the plan, the torch reader or the Hub client (start-up time)", async () => {
+    const { hooked, loaded } = await moduleLog(await makeTempDir());
+    const r = spawnSync(process.execPath, hooked(["verify", FIXTURE, FIXTURE]), { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain("verify exact: OK");
+    const modules = await loaded();
+    expect(modules).toContain("/dist/verify/compare-hf.js");
+    for (const unused of ["/dist/commands/verify.js", "/dist/mapping/plan.js", "/dist/formats/torch/", "@huggingface/hub"]) {
+      expect(modules).not.toContain(unused);
+    }
   });
 
   it("plans without writing, listing rank files and flags", () => {
