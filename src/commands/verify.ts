@@ -153,9 +153,11 @@ async function rankFileBytes(folder: CheckpointFolder): Promise<number> {
   return sizes.reduce((a, b) => a + b, 0);
 }
 
-/** Orders HF tensors by where they lie in the shards (views of a fused tensor, unknown here, last). */
+/**
+ * Orders HF tensors by where they lie in the shards, which is the checkpoint's own order (file,
+ * then data offset); views of a fused tensor, unknown here, come last.
+ */
 function shardOrder(model: HfModel): (name: string) => number {
-  const sorted = [...model.checkpoint.tensors.values()].sort((a, b) => a.file.localeCompare(b.file) || a.dataOffset - b.dataOffset);
-  const order = new Map(sorted.map((t, i) => [t.name, i]));
+  const order = new Map([...model.checkpoint.tensors.keys()].map((name, i) => [name, i]));
   return (name) => order.get(name) ?? order.size;
 }

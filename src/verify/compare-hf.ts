@@ -27,7 +27,8 @@ export async function compareHfFolders(a: string, b: string): Promise<ExactRepor
       }
       const buffers = { left: new Uint8Array(CHUNK_BYTES), right: new Uint8Array(CHUNK_BYTES) };
       let bytes = 0;
-      for (const l of inFileOrder(left)) {
+      // the tensors come in file order, then data-offset order: a cold cache reads each file front to back
+      for (const l of left.tensors.values()) {
         const r = right.tensors.get(l.name);
         if (r === undefined) {
           continue;
@@ -59,11 +60,6 @@ export async function compareHfFolders(a: string, b: string): Promise<ExactRepor
   } finally {
     await left.close();
   }
-}
-
-/** The tensors of `checkpoint` in the order they lie in its files, so that a cold cache reads each file front to back. */
-function inFileOrder(checkpoint: SafetensorsCheckpoint): StoredTensor[] {
-  return [...checkpoint.tensors.values()].sort((x, y) => (x.file < y.file ? -1 : x.file > y.file ? 1 : x.dataOffset - y.dataOffset));
 }
 
 /** Compares one tensor's bytes chunk by chunk; the first differing element, named by its index. */
