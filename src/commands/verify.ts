@@ -12,7 +12,9 @@ import { openCheckpointFolder, rankFileIn, type CheckpointFolder } from "../mega
 import { detectTarget } from "../megatron/detect.js";
 import { inProcessChecker, type ByteChecker } from "../verify/byte-checker.js";
 import { checkCheckpoint } from "../verify/exact.js";
-import { threadChecker, workerScriptExists } from "../verify/exact-threads.js";
+import { threadChecker } from "../verify/exact-threads.js";
+import { threadCount } from "../engine/thread-count.js";
+import { workerScriptExists } from "../engine/worker-pool.js";
 import type { VerifyWorkerData } from "./verify-worker.js";
 import { MAX_REPORTED_DIFFERENCES, type ExactReport } from "../verify/report.js";
 
@@ -26,7 +28,7 @@ export interface VerifyExactOptions {
   /**
    * Check in worker threads too: true runs `jobs` threads in all (this one and jobs - 1 workers;
    * at most one per HF tensor) when the compiled worker is there; false checks everything in this
-   * thread; default: up to one thread per CPU, when they pay for their start (see threadCount).
+   * thread; default: up to one thread per CPU, when they pay for their start (see engine/thread-count.ts).
    */
   readonly threads?: boolean;
 }
@@ -52,23 +54,6 @@ export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 3e9;
 const WORKER_SCRIPT = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 
 /**
- * How many threads check `units` HF tensors whose rank files hold `bytes`, with `jobs` at once:
- * forced on, exactly as many as the jobs (at most one per HF tensor); forced off or one job, one
- * (this thread); by default one per CPU at most (each thread keeps a core busy), and on a machine
- * of one or two CPUs, one under MIN_BYTES_FOR_THREADS_ON_TWO_CPUS.
- */
-export function threadCount(jobs: number, units: number, threads: boolean | undefined, cpus: number, bytes: number): number {
-  const wanted = Math.min(jobs, units);
-  if (wanted <= 1 || threads === false) {
-    return 1;
-  }
-  if (threads === true) {
-    return wanted;
-  }
-  return cpus <= 2 && bytes < MIN_BYTES_FOR_THREADS_ON_TWO_CPUS ? 1 : Math.min(wanted, cpus);
-}
-
-/**
  * verify (exact): checks a Megatron checkpoint against its HF source: the rank-folder set, every file's key set,
  * every tensor's dtype and shape, and every byte of every tensor (replicas and vocab padding
  * included) against the bytes the mapping derives from the HF tensors.
@@ -80,7 +65,14 @@ export async function verifyExact(options: VerifyExactOptions): Promise<ExactRep
     const folder = await openCheckpointFolder(options.mcore, options.iteration);
     const target = await resolveTarget(options, folder.iterationDir, folder.rankDirs[0] ?? "", folder.iteration);
     const threads = workerScriptExists(WORKER_SCRIPT)
-      ? threadCount(options.jobs, model.tensors.length, options.threads, availableParallelism(), await rankFileBytes(folder))
+      ? threadCount({
+          jobs: options.jobs,
+          units: model.tensors.length,
+          forced: options.threads,
+          cpus: availableParallelism(),
+          bytes: await rankFileBytes(folder),
+          minBytesOnTwoCpus: MIN_BYTES_FOR_THREADS_ON_TWO_CPUS,
+        })
       : 1;
     // this thread checks too, beside threads - 1 workers, which start while it plans and reads the headers
     const checkers: ByteChecker[] = [inProcessChecker(model.space)];

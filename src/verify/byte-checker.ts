@@ -2,6 +2,7 @@ import type { ByteCheck, WholeTensorCheck } from "./byte-checks.js";
 import { compareTensor, newComparePools, type ComparePools } from "./compare-tensor.js";
 import { checkSource, type CompareBuffers, type PieceDifference } from "./compare-source.js";
 import { RankFiles } from "./rank-files.js";
+import { inThisThread, type JobRunner } from "../engine/job-runner.js";
 import type { SourceSpace } from "../engine/source-space.js";
 import { ConvertError } from "../errors.js";
 import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
@@ -10,12 +11,7 @@ import { modelChunks } from "../megatron/detect.js";
 import { sameShape } from "../model/tensor.js";
 
 /** Runs byte checks (byte-checks.ts), in this thread or in worker threads (exact-threads.ts). */
-export interface ByteChecker {
-  /** How many checks it takes at once. */
-  readonly parallel: number;
-  check(check: ByteCheck): Promise<PieceDifference[]>;
-  close(): Promise<void>;
-}
+export type ByteChecker = JobRunner<ByteCheck, PieceDifference[]>;
 
 /**
  * What one thread keeps from one byte check to the next: its open rank files and buffers. The
@@ -47,22 +43,10 @@ export function runByteCheck(check: ByteCheck, context: ByteCheckContext): Promi
   return check.kind === "source" ? checkSource(check, context.space, context.files, context.buffers) : checkWhole(check, context);
 }
 
-/**
- * Checks in this thread, one check at a time (its context serves one at a time; reads from the
- * page cache are copies on this thread anyway). Each check starts from the event loop: reads that
- * complete at once chain promise callbacks without end, and worker threads' answers would wait
- * for the last check.
- */
+/** Checks in this thread, one check at a time. */
 export function inProcessChecker(space: SourceSpace): ByteChecker {
   const context = newByteCheckContext(space);
-  return {
-    parallel: 1,
-    check: async (check) => {
-      await new Promise((resolve) => setImmediate(resolve));
-      return runByteCheck(check, context);
-    },
-    close: () => context.files.close(),
-  };
+  return inThisThread(context, runByteCheck, () => context.files.close());
 }
 
 /** Checks tensors of one rank file whole, through the torch reader (they may be stored strided). */

@@ -1,9 +1,10 @@
-import { hfSourcesOf, planByteChecks, type ByteCheck, type StoredBytes } from "./byte-checks.js";
+import { hfSourcesOf, planByteChecks, type StoredBytes } from "./byte-checks.js";
 import type { ByteChecker } from "./byte-checker.js";
-import { LowestDifferences, tensorId, type PieceDifference } from "./compare-source.js";
+import { LowestDifferences, tensorId } from "./compare-source.js";
 import { checkHeader, type ExactCounts, type HeaderCheck, type RankFileCheck } from "./rank-headers.js";
 import type { Difference } from "./report.js";
 import { runPool } from "../engine/pool.js";
+import { runJobs } from "../engine/job-runner.js";
 import { SeenPickles } from "../formats/torch/seen-pickles.js";
 import { rankDirName, RANK_FILE } from "../megatron/checkpoint-layout.js";
 import { rankFileIn, type CheckpointFolder } from "../megatron/checkpoint-folder.js";
@@ -50,7 +51,7 @@ export async function checkCheckpoint(
     counts.bytes += header.counts.bytes;
   }
   const found = new LowestDifferences();
-  await runChecks(planByteChecks(stored, sourceOrder), checkers, (d) => found.note(d));
+  await runJobs(planByteChecks(stored, sourceOrder), checkers, (d) => d.forEach((x) => found.note(x)));
   const sources = new Map(stored.map((s) => [tensorId(s.label, s.key), hfSourcesOf(s.tensor)]));
   for (const d of found.values()) {
     differences.push({ file: d.label, key: d.key, hfTensors: sources.get(tensorId(d.label, d.key)) ?? [], problem: d.problem });
@@ -68,12 +69,3 @@ async function readHeaders(files: readonly RankFileCheck[]): Promise<HeaderCheck
   });
   return headers;
 }
-
-/** Runs `checks` in order on all `checkers` at once (each as many at a time as it takes), the next going to whichever is free first. */
-async function runChecks(checks: readonly ByteCheck[], checkers: readonly ByteChecker[], found: (d: PieceDifference) => void): Promise<void> {
-  const lanes = checkers.flatMap((c) => Array.from({ length: c.parallel }, () => c));
-  await runPool(checks, lanes.length, async (check, lane) => {
-    (await (lanes[lane] as ByteChecker).check(check)).forEach(found);
-  });
-}
-

@@ -7,9 +7,10 @@ import { describe, expect, it } from "vitest";
 import { readTorchCheckpointFile } from "../../src/formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../../src/formats/torch/pickle/values.js";
 import { modelChunks } from "../../src/megatron/detect.js";
-import { MIN_BYTES_FOR_THREADS_ON_TWO_CPUS, threadCount } from "../../src/commands/verify.js";
 import { ConvertError } from "../../src/errors.js";
-import { threadChecker, WORKER_YOUNG_GENERATION_MB, type WorkerReply, type WorkerRequest } from "../../src/verify/exact-threads.js";
+import { WORKER_YOUNG_GENERATION_MB, type PoolReply, type PoolRequest } from "../../src/engine/worker-pool.js";
+import type { PieceDifference } from "../../src/verify/compare-source.js";
+import { threadChecker } from "../../src/verify/exact-threads.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
 import { flipByte as flipByteAt } from "../support/flip-byte.js";
 import { makeTempDir } from "../support/tmpdir.js";
@@ -62,28 +63,6 @@ async function verify(mcore: string, jobs: number, threads: boolean) {
   const { verifyExact } = await built();
   return verifyExact({ hf: FIXTURE, mcore, jobs, threads });
 }
-
-describe("threadCount", () => {
-  const big = MIN_BYTES_FOR_THREADS_ON_TWO_CPUS;
-  it("uses up to one thread per CPU by default; on two CPUs only for enough bytes to pay for their start", () => {
-    expect(threadCount(8, 16, undefined, 1, big)).toBe(1);
-    expect(threadCount(8, 16, undefined, 2, big)).toBe(2);
-    expect(threadCount(8, 16, undefined, 2, big - 1)).toBe(1);
-    expect(threadCount(2, 16, undefined, 16, 0)).toBe(2);
-    expect(threadCount(8, 16, undefined, 3, 0)).toBe(3);
-    expect(threadCount(32, 64, undefined, 16, 0)).toBe(16);
-    expect(threadCount(8, 16, undefined, 16, 0)).toBe(8);
-    expect(threadCount(8, 3, undefined, 16, 0)).toBe(3);
-    expect(threadCount(1, 16, undefined, 16, big)).toBe(1);
-  });
-
-  it("follows a forced choice: off is one thread, on is one per job (at most one per HF tensor)", () => {
-    expect(threadCount(8, 16, false, 16, big)).toBe(1);
-    expect(threadCount(3, 16, true, 2, 0)).toBe(3);
-    expect(threadCount(2, 16, true, 2, 0)).toBe(2);
-    expect(threadCount(3, 1, true, 2, big)).toBe(1);
-  });
-});
 
 /** A check a broken worker never gets to: it fails before opening any file. */
 const NO_FILE = { kind: "whole", path: "/nonexistent", label: "x", tensors: [] } as const;
@@ -150,25 +129,25 @@ parentPort.on("message", (request) => {
   const newSpace = getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
   // answered as a difference: the limit as its element, the new space's size as its problem
   const limits = { label: "limits", key: "", element: resourceLimits.maxYoungGenerationSizeMb, problem: String(newSpace.space_size) };
-  parentPort.postMessage({ id: request.id, differences: [limits] });
+  parentPort.postMessage({ id: request.id, result: [limits] });
 });
 `,
     );
     const cappedNewSpace = ((WORKER_YOUNG_GENERATION_MB << 20) * 2) / 3;
     const uncapped = new Worker(script);
     try {
-      const reply = await new Promise<WorkerReply>((resolve, reject) => {
+      const reply = await new Promise<PoolReply<PieceDifference[]>>((resolve, reject) => {
         uncapped.once("message", resolve);
         uncapped.once("error", reject);
-        uncapped.postMessage({ type: "check", id: 0, check: NO_FILE });
+        uncapped.postMessage({ type: "job", id: 0, job: NO_FILE } satisfies PoolRequest<typeof NO_FILE>);
       });
-      expect("differences" in reply && Number(reply.differences[0]?.problem)).toBeGreaterThan(cappedNewSpace);
+      expect("result" in reply && Number(reply.result[0]?.problem)).toBeGreaterThan(cappedNewSpace);
     } finally {
       await uncapped.terminate();
     }
     const checker = threadChecker(script, {}, 2);
     try {
-      const results = await Promise.all([checker.check(NO_FILE), checker.check(NO_FILE)]);
+      const results = await Promise.all([checker.run(NO_FILE), checker.run(NO_FILE)]);
       for (const [limits] of results) {
         expect(limits?.element).toBe(WORKER_YOUNG_GENERATION_MB);
         expect(Number(limits?.problem)).toBeLessThanOrEqual(cappedNewSpace);
@@ -182,7 +161,7 @@ parentPort.on("message", (request) => {
     const script = join(await makeTempDir(), "broken-worker.js");
     await writeFile(script, 'throw new Error("this worker cannot start");\n');
     const checker = threadChecker(script, {}, 2);
-    const results = await Promise.allSettled([checker.check(NO_FILE), checker.check(NO_FILE), checker.check(NO_FILE)]);
+    const results = await Promise.allSettled([checker.run(NO_FILE), checker.run(NO_FILE), checker.run(NO_FILE)]);
     for (const r of results) {
       expect(r.status).toBe("rejected");
       const reason = (r as PromiseRejectedResult).reason as Error & { code?: string };
@@ -195,7 +174,7 @@ parentPort.on("message", (request) => {
     const script = join(await makeTempDir(), "quitting-worker.mjs");
     await writeFile(script, 'import { parentPort } from "node:worker_threads";\nparentPort.on("message", () => process.exit(0));\n');
     const checker = threadChecker(script, {}, 1);
-    const error = (await checker.check(NO_FILE).catch((e: unknown) => e)) as Error & { code?: string };
+    const error = (await checker.run(NO_FILE).catch((e: unknown) => e)) as Error & { code?: string };
     expect(error.code).toBe("verify.thread-failed");
     expect(error.message).toContain("while checking x: internal: a verify worker thread exited with code 0 before it was asked to");
     await expect(checker.close()).resolves.toBeUndefined();
@@ -219,7 +198,7 @@ parentPort.on("message", (request) => {
         new Promise<string>((resolve) => setTimeout(() => resolve("no message within 10 s"), 10_000)),
       ]);
       expect(first).toEqual({ opening: true });
-      worker.postMessage({ type: "close" } satisfies WorkerRequest);
+      worker.postMessage({ type: "close" } satisfies PoolRequest<never>);
       expect(await exited).toBe(0);
       expect(messages).toEqual([{ opening: true }, { closing: true }]);
     } finally {
@@ -230,7 +209,7 @@ parentPort.on("message", (request) => {
   it("reports a bug in a thread as a bug, not as a user error, and still closes", async () => {
     const script = await servingWorker("buggy-worker.mjs", 'async () => { throw new TypeError("a bug while opening the source"); }');
     const checker = threadChecker(script, {}, 1);
-    const error = (await checker.check(NO_FILE).catch((e: unknown) => e)) as Error;
+    const error = (await checker.run(NO_FILE).catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(Error);
     expect(error).not.toBeInstanceOf(ConvertError);
     expect(error.message).toContain("a bug while opening the source");
