@@ -6,7 +6,7 @@ import type { ExactReport } from "../verify/report.js";
 
 export async function runVerify(hf: string, mcore: string, flags: { report?: string; json?: boolean; jobs: number }): Promise<void> {
   const secondIsHf = (await stat(join(mcore, "config.json")).catch(() => undefined)) !== undefined;
-  const report = secondIsHf ? await hfAgainstHf(hf, mcore) : await hfAgainstMegatron(hf, mcore, flags);
+  const report = secondIsHf ? await hfAgainstHf(hf, mcore, flags.jobs) : await hfAgainstMegatron(hf, mcore, flags);
   const json = `${JSON.stringify(report, null, 2)}\n`;
   if (flags.report !== undefined) {
     await writeFile(flags.report, json);
@@ -28,9 +28,9 @@ export async function runVerify(hf: string, mcore: string, flags: { report?: str
 }
 
 /** Each mode loads only its own modules: comparing two HF folders needs no plan, torch reader or Hub client. */
-async function hfAgainstHf(a: string, b: string): Promise<ExactReport> {
+async function hfAgainstHf(a: string, b: string, jobs: number): Promise<ExactReport> {
   const { compareHfFolders } = await import("../verify/compare-hf.js");
-  return compareHfFolders(a, b);
+  return compareHfFolders(a, b, { jobs });
 }
 
 async function hfAgainstMegatron(hf: string, mcore: string, flags: { json?: boolean; jobs: number }): Promise<ExactReport> {

@@ -1,103 +1,111 @@
-import { asBuffer, firstDifference, readStored } from "./byte-compare.js";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { openFolderPair, planCompareJobs, runCompareJob, type CompareJob, type CompareJobResult, type RangeDifference } from "./compare-hf-ranges.js";
+import type { CompareHfWorkerData } from "./compare-hf-worker.js";
 import { MAX_REPORTED_DIFFERENCES, type Difference, type ExactReport } from "./report.js";
-import { openSafetensorsFolder, type SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
-import { dtypeBytes, formatShape, sameShape, type StoredTensor } from "../model/tensor.js";
+import { inThisThread, runJobs, type JobRunner } from "../engine/job-runner.js";
+import { threadCount } from "../engine/thread-count.js";
+import { WorkerPool, workerScriptExists } from "../engine/worker-pool.js";
+import { formatShape, sameShape } from "../model/tensor.js";
+
+export interface CompareHfOptions {
+  /** Threads that compare at once, this one included (--jobs); default: one per CPU. */
+  readonly jobs?: number;
+  /** Forced on (one thread per job) or off (this thread alone); default: decided by the machine and the bytes. */
+  readonly threads?: boolean;
+  /** Bytes of tensors per job (default JOB_BYTES); smaller ones cut even a small tensor across threads. */
+  readonly jobBytes?: number;
+}
 
 /**
- * Bytes of a tensor read at once from each folder, into two buffers reused from one tensor to the
- * next. Fresh 32 MiB buffers per read, as before, made the round-trip check of the bench's 4.2 GiB
- * model take 3.3-3.6 s warm at 208 MiB peak RSS (read baseline 0.8-0.9 s).
+ * Bytes of tensors per job. Threads share out jobs as they free up, so they finish within about
+ * one job of each other; a large tensor is cut into jobs of this size.
  */
-const CHUNK_BYTES = 1 << 20;
+const JOB_BYTES = 32 << 20;
+
+/** Jobs sent to a worker thread before it answers the first: one in its queue while it runs one. */
+const JOBS_QUEUED_PER_THREAD = 2;
+
+/**
+ * On one or two CPUs, the bytes (both folders) below which this thread compares alone. A worker
+ * starts in about 0.1 s of CPU (its modules and both folders' headers), which the comparison must
+ * win back on a core it shares. 2 vCPUs, warm, two threads against one (alternating runs): 1.15-1.65
+ * against 1.62-2.00 s on the bench's 4.2 GiB model (9.2 GB), 0.42-0.58 against 0.52-0.68 s on its
+ * 1.1 GiB one (2.3 GB), even at 1.2 GB (0.33-0.46 against 0.36-0.47 s), and slower at 0.6 GB
+ * (0.33-0.40 against 0.28-0.36 s).
+ */
+export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 2e9;
+
+/** The worker threads' script, beside this file once compiled. */
+const WORKER_SCRIPT = fileURLToPath(new URL("./compare-hf-worker.js", import.meta.url));
 
 /** Two HF folders hold the same tensors, names, dtypes, shapes and bytes (e.g. after hf -> mcore -> hf). */
-export async function compareHfFolders(a: string, b: string): Promise<ExactReport> {
+export async function compareHfFolders(a: string, b: string, options: CompareHfOptions = {}): Promise<ExactReport> {
   const started = performance.now();
-  const left = await openSafetensorsFolder(a);
+  const opened = await openFolderPair(a, b);
+  const runners: JobRunner<CompareJob, CompareJobResult>[] = [inThisThread(opened.context, runCompareJob, () => opened.close())];
   try {
-    const right = await openSafetensorsFolder(b);
-    try {
-      const differences: Difference[] = [];
-      for (const [one, other, oneName, otherName] of [[left, right, a, b], [right, left, b, a]] as const) {
-        for (const name of one.tensors.keys()) {
-          if (!other.tensors.has(name)) {
-            differences.push({ file: otherName, key: name, hfTensors: [name], problem: `missing (present only in ${oneName})` });
-          }
+    const { left, right } = opened.context;
+    const differences: Difference[] = [];
+    for (const [one, other, oneName, otherName] of [[left, right, a, b], [right, left, b, a]] as const) {
+      for (const name of one.tensors.keys()) {
+        if (!other.tensors.has(name)) {
+          differences.push({ file: otherName, key: name, hfTensors: [name], problem: `missing (present only in ${oneName})` });
         }
       }
-      const buffers = { left: new Uint8Array(CHUNK_BYTES), right: new Uint8Array(CHUNK_BYTES) };
-      let bytes = 0;
-      // the tensors come in file order, then data-offset order: a cold cache reads each file front to back
-      for (const l of left.tensors.values()) {
-        const r = right.tensors.get(l.name);
-        if (r === undefined) {
-          continue;
-        }
-        const problem = await compareStored(left, l, right, r, buffers);
-        bytes += problem.bytes;
-        if (problem.message !== undefined) {
-          differences.push({ file: b, key: l.name, hfTensors: [l.name], problem: problem.message });
-        }
-      }
-      differences.sort((x, y) => x.key.localeCompare(y.key));
-      return {
-        schemaVersion: 1,
-        mode: "exact",
-        ok: differences.length === 0,
-        hf: a,
-        mcore: b,
-        layout: "hf-vs-hf",
-        filesChecked: left.files.length + right.files.length,
-        tensorsChecked: left.tensors.size,
-        bytesCompared: bytes,
-        threads: 1,
-        differences: differences.slice(0, MAX_REPORTED_DIFFERENCES),
-        seconds: (performance.now() - started) / 1000,
-      };
-    } finally {
-      await right.close();
     }
+    // the tensors come in file order, then data-offset order: a cold cache reads each file front to back
+    const comparable = [...left.tensors.values()].filter((l) => {
+      const r = right.tensors.get(l.name);
+      if (r !== undefined && (l.dtype !== r.dtype || !sameShape(l.shape, r.shape))) {
+        differences.push({ file: b, key: l.name, hfTensors: [l.name], problem: `${r.dtype} ${formatShape(r.shape)}; expected ${l.dtype} ${formatShape(l.shape)}` });
+        return false;
+      }
+      return r !== undefined;
+    });
+    const jobs = planCompareJobs(comparable, options.jobBytes ?? JOB_BYTES);
+    const bytesBothSides = 2 * comparable.reduce((sum, t) => sum + t.byteLength, 0);
+    const threads = workerScriptExists(WORKER_SCRIPT)
+      ? threadCount({ jobs: options.jobs ?? availableParallelism(), units: jobs.length, forced: options.threads, cpus: availableParallelism(), bytes: bytesBothSides, minBytesOnTwoCpus: MIN_BYTES_FOR_THREADS_ON_TWO_CPUS })
+      : 1;
+    if (threads > 1) {
+      runners.push(
+        new WorkerPool<CompareJob, CompareJobResult>(WORKER_SCRIPT, { a, b } satisfies CompareHfWorkerData, threads - 1, {
+          name: "verify",
+          doing: (job) => `comparing ${job.map((r) => r.name).join(", ")}`,
+          queuedPerThread: JOBS_QUEUED_PER_THREAD,
+        }),
+      );
+    }
+    let bytes = 0;
+    const lowest = new Map<string, RangeDifference>();
+    await runJobs(jobs, runners, (result) => {
+      bytes += result.bytes;
+      for (const d of result.differences) {
+        if ((lowest.get(d.name)?.element ?? Infinity) > d.element) {
+          lowest.set(d.name, d);
+        }
+      }
+    });
+    for (const d of lowest.values()) {
+      differences.push({ file: b, key: d.name, hfTensors: [d.name], problem: d.problem });
+    }
+    differences.sort((x, y) => x.key.localeCompare(y.key));
+    return {
+      schemaVersion: 1,
+      mode: "exact",
+      ok: differences.length === 0,
+      hf: a,
+      mcore: b,
+      layout: "hf-vs-hf",
+      filesChecked: left.files.length + right.files.length,
+      tensorsChecked: left.tensors.size,
+      bytesCompared: bytes,
+      threads,
+      differences: differences.slice(0, MAX_REPORTED_DIFFERENCES),
+      seconds: (performance.now() - started) / 1000,
+    };
   } finally {
-    await left.close();
+    await Promise.all(runners.map((r) => r.close()));
   }
-}
-
-/** Compares one tensor's bytes chunk by chunk; the first differing element, named by its index. */
-async function compareStored(
-  left: SafetensorsCheckpoint,
-  l: StoredTensor,
-  right: SafetensorsCheckpoint,
-  r: StoredTensor,
-  buffers: { readonly left: Uint8Array; readonly right: Uint8Array },
-): Promise<{ message?: string; bytes: number }> {
-  if (l.dtype !== r.dtype || !sameShape(l.shape, r.shape)) {
-    return { message: `${r.dtype} ${formatShape(r.shape)}; expected ${l.dtype} ${formatShape(l.shape)}`, bytes: 0 };
-  }
-  const [leftSource, rightSource] = [left.sourceOf(l), right.sourceOf(r)];
-  for (let at = 0; at < l.byteLength; at += CHUNK_BYTES) {
-    const n = Math.min(CHUNK_BYTES, l.byteLength - at);
-    // both at once: reads that go to the thread pool (a cold cache) overlap
-    const [x, y] = await Promise.all([
-      readStored(leftSource, l.dataOffset + at, buffers.left.subarray(0, n)),
-      readStored(rightSource, r.dataOffset + at, buffers.right.subarray(0, n)),
-    ]);
-    const differs = firstDifference(asBuffer(x), 0, y, 0, n);
-    if (differs < n) {
-      const element = Math.floor((at + differs) / dtypeBytes(l.dtype));
-      return { message: `bytes differ from element ${element} (index ${formatShape(elementIndex(element, l.shape))})`, bytes: at + differs };
-    }
-  }
-  return { bytes: l.byteLength };
-}
-
-/** The multi-dimensional index of the row-major element `element` of a tensor of `shape`. */
-function elementIndex(element: number, shape: readonly number[]): number[] {
-  const index = new Array<number>(shape.length);
-  let rest = element;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    const size = shape[d] as number;
-    index[d] = rest % size;
-    rest = Math.floor(rest / size);
-  }
-  return index;
 }

@@ -7,6 +7,7 @@ import { byteLengthOf, type TensorSpec } from "../../src/model/tensor.js";
 import { compareHfFolders } from "../../src/verify/compare-hf.js";
 import { flipByte } from "../support/flip-byte.js";
 import { makeTempDir } from "../support/tmpdir.js";
+import { REPO } from "../support/tiny-model.js";
 
 /** Larger than one read of compare-hf (1 MiB), so that a difference can lie past the first. */
 const BIG: TensorSpec = { name: "model.big.weight", dtype: "BF16", shape: [1024, 768] };
@@ -87,5 +88,39 @@ describe("compareHfFolders (verify <hf-dir> <hf-dir>)", () => {
       { file: b, key: "model.only_a", hfTensors: ["model.only_a"], problem: `missing (present only in ${a})` },
       { file: a, key: "model.only_b", hfTensors: ["model.only_b"], problem: `missing (present only in ${b})` },
     ]);
+  });
+});
+
+describe("compareHfFolders in worker threads", () => {
+  /** The compiled module: its worker script exists only in dist/. */
+  type Compare = typeof compareHfFolders;
+  const built = async (): Promise<Compare> => ((await import(join(REPO, "dist", "verify", "compare-hf.js"))) as { compareHfFolders: Compare }).compareHfFolders;
+  const JOB = 256 << 10; // BIG is 1.5 MiB: six jobs
+
+  it("counts every byte, as one thread does", async () => {
+    const compare = await built();
+    const a = await folder({ "model.safetensors": [BIG, SMALL] });
+    const b = await folder({ "model-00001-of-00002.safetensors": [SMALL], "model-00002-of-00002.safetensors": [BIG] });
+    const threaded = await compare(a, b, { jobs: 3, threads: true, jobBytes: JOB });
+    expect([threaded.ok, threaded.threads, threaded.bytesCompared]).toEqual([true, 3, byteLengthOf(BIG) + byteLengthOf(SMALL)]);
+  });
+
+  it("names the lowest differing element of a tensor cut across threads, as one thread does", async () => {
+    const compare = await built();
+    const a = await folder({ "model.safetensors": [BIG, SMALL] });
+    const b = await folder({ "model.safetensors": [SMALL, BIG] });
+    const lower = (JOB / 2) * 2 + 5; // bf16 elements: in the third job of BIG
+    for (const element of [(JOB / 2) * 5 + 9, lower]) {
+      const { file, at } = await placeOf(b, BIG.name, element);
+      await flipByte(file, at);
+    }
+    const single = await compare(a, b, { jobs: 1, jobBytes: JOB });
+    const threaded = await compare(a, b, { jobs: 3, threads: true, jobBytes: JOB });
+    expect(threaded.threads).toBe(3);
+    expect(threaded.differences).toEqual(single.differences);
+    expect(threaded.differences).toEqual([
+      { file: b, key: BIG.name, hfTensors: [BIG.name], problem: `bytes differ from element ${lower} (index [${Math.floor(lower / 768)}, ${lower % 768}])` },
+    ]);
+    expect(threaded.bytesCompared).toBe(single.bytesCompared);
   });
 });
