@@ -49,7 +49,7 @@ export interface VerifyExactOptions {
  * against 0.91-1.08 s; at a slower hour 1.26-1.63 against 1.24-1.63), 1.31-1.44 against 1.30-1.62
  * s at 3.7 GB. So there a worker waits for this many bytes.
  */
-export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 3e9;
+const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 3e9;
 /** The worker threads' script, beside this file once compiled. */
 const WORKER_SCRIPT = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 

@@ -34,7 +34,7 @@ const JOBS_QUEUED_PER_THREAD = 2;
  * 1.1 GiB one (2.3 GB), even at 1.2 GB (0.33-0.46 against 0.36-0.47 s), and slower at 0.6 GB
  * (0.33-0.40 against 0.28-0.36 s).
  */
-export const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 2e9;
+const MIN_HF_BYTES_FOR_THREADS_ON_TWO_CPUS = 2e9;
 
 /** The worker threads' script, beside this file once compiled. */
 const WORKER_SCRIPT = fileURLToPath(new URL("./compare-hf-worker.js", import.meta.url));
@@ -66,7 +66,14 @@ export async function compareHfFolders(a: string, b: string, options: CompareHfO
     const jobs = planCompareJobs(comparable, options.jobBytes ?? JOB_BYTES);
     const bytesBothSides = 2 * comparable.reduce((sum, t) => sum + t.byteLength, 0);
     const threads = workerScriptExists(WORKER_SCRIPT)
-      ? threadCount({ jobs: options.jobs ?? availableParallelism(), units: jobs.length, forced: options.threads, cpus: availableParallelism(), bytes: bytesBothSides, minBytesOnTwoCpus: MIN_BYTES_FOR_THREADS_ON_TWO_CPUS })
+      ? threadCount({
+          jobs: options.jobs ?? availableParallelism(),
+          units: jobs.length,
+          forced: options.threads,
+          cpus: availableParallelism(),
+          bytes: bytesBothSides,
+          minBytesOnTwoCpus: MIN_HF_BYTES_FOR_THREADS_ON_TWO_CPUS,
+        })
       : 1;
     if (threads > 1) {
       runners.push(
