@@ -47,9 +47,13 @@ export interface VerifyExactOptions {
  * s, 7 runs). In between (Mixtral-shaped models of hidden 1024, 6 alternating runs each, two
  * threads against one): 0.90-0.95 against 0.76-0.82 s at 2.1 GB, even at 2.9 GB (0.98-1.06
  * against 0.91-1.08 s; at a slower hour 1.26-1.63 against 1.24-1.63), 1.31-1.44 against 1.30-1.62
- * s at 3.7 GB. So there a worker waits for this many bytes.
+ * s at 3.7 GB. Since a worker opens its source at once and is sent checks further ahead
+ * (`5adee94`), it starts to pay earlier (10 alternating runs, 2 vCPUs, warm): 0.88-0.94 against
+ * 0.91-1.08 s at 1.7 GB (the bench's 1.1 GiB model), even at 1.2 GB (hidden 512; 0.91-1.06 against
+ * 0.91-1.07 s), slower at 0.8 GB (0.74-0.98 against 0.70-0.84 s). So there a worker waits for this
+ * many bytes.
  */
-const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 3e9;
+const MIN_BYTES_FOR_THREADS_ON_TWO_CPUS = 1.5e9;
 /** The worker threads' script, beside this file once compiled. */
 const WORKER_SCRIPT = fileURLToPath(new URL("./verify-worker.js", import.meta.url));
 
