@@ -6,7 +6,8 @@ import { MAX_REPORTED_DIFFERENCES, type Difference, type ExactReport } from "./r
 import { inThisThread, runJobs, type JobRunner } from "../engine/job-runner.js";
 import { threadCount } from "../engine/thread-count.js";
 import { WorkerPool, workerScriptExists } from "../engine/worker-pool.js";
-import { formatShape, sameShape } from "../model/tensor.js";
+import type { SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
+import { formatShape, sameShape, type StoredTensor } from "../model/tensor.js";
 
 export interface CompareHfOptions {
   /** Threads that compare at once, this one included (--jobs); default: one per CPU. */
@@ -46,23 +47,7 @@ export async function compareHfFolders(a: string, b: string, options: CompareHfO
   const runners: JobRunner<CompareJob, CompareJobResult>[] = [inThisThread(opened.context, runCompareJob, () => opened.close())];
   try {
     const { left, right } = opened.context;
-    const differences: Difference[] = [];
-    for (const [one, other, oneName, otherName] of [[left, right, a, b], [right, left, b, a]] as const) {
-      for (const name of one.tensors.keys()) {
-        if (!other.tensors.has(name)) {
-          differences.push({ file: otherName, key: name, hfTensors: [name], problem: `missing (present only in ${oneName})` });
-        }
-      }
-    }
-    // the tensors come in file order, then data-offset order: a cold cache reads each file front to back
-    const comparable = [...left.tensors.values()].filter((l) => {
-      const r = right.tensors.get(l.name);
-      if (r !== undefined && (l.dtype !== r.dtype || !sameShape(l.shape, r.shape))) {
-        differences.push({ file: b, key: l.name, hfTensors: [l.name], problem: `${r.dtype} ${formatShape(r.shape)}; expected ${l.dtype} ${formatShape(l.shape)}` });
-        return false;
-      }
-      return r !== undefined;
-    });
+    const { differences, comparable } = unmatched(left, right, a, b);
     const jobs = planCompareJobs(comparable, options.jobBytes ?? JOB_BYTES);
     const bytesBothSides = 2 * comparable.reduce((sum, t) => sum + t.byteLength, 0);
     const threads = workerScriptExists(WORKER_SCRIPT)
@@ -115,4 +100,34 @@ export async function compareHfFolders(a: string, b: string, options: CompareHfO
   } finally {
     await Promise.all(runners.map((r) => r.close()));
   }
+}
+
+/**
+ * The tensors missing on either side, or of another dtype or shape, as differences; and the
+ * tensors left to compare byte by byte, in the first folder's order (file, then data offset: a
+ * cold cache reads each file front to back).
+ */
+function unmatched(
+  left: SafetensorsCheckpoint,
+  right: SafetensorsCheckpoint,
+  a: string,
+  b: string,
+): { differences: Difference[]; comparable: StoredTensor[] } {
+  const differences: Difference[] = [];
+  for (const [one, other, oneName, otherName] of [[left, right, a, b], [right, left, b, a]] as const) {
+    for (const name of one.tensors.keys()) {
+      if (!other.tensors.has(name)) {
+        differences.push({ file: otherName, key: name, hfTensors: [name], problem: `missing (present only in ${oneName})` });
+      }
+    }
+  }
+  const comparable = [...left.tensors.values()].filter((l) => {
+    const r = right.tensors.get(l.name);
+    if (r !== undefined && (l.dtype !== r.dtype || !sameShape(l.shape, r.shape))) {
+      differences.push({ file: b, key: l.name, hfTensors: [l.name], problem: `${r.dtype} ${formatShape(r.shape)}; expected ${l.dtype} ${formatShape(l.shape)}` });
+      return false;
+    }
+    return r !== undefined;
+  });
+  return { differences, comparable };
 }
