@@ -23,12 +23,18 @@ export class UsageError extends ConvertError {
   readonly code = "usage";
 }
 
-/** The run was interrupted by a signal; exit code 128 + signal number. */
+/**
+ * The run was interrupted by a signal; exit code 128 + signal number. `outputRemoved`: a write
+ * command's partial output was removed (a command that writes nothing says only the signal).
+ */
 export class InterruptedError extends ConvertError {
   readonly code = "interrupted";
   override readonly exitCode: number;
-  constructor(readonly signal: "SIGINT" | "SIGTERM") {
-    super(`interrupted by ${signal}; nothing was left in the output folder`);
+  constructor(
+    readonly signal: "SIGINT" | "SIGTERM",
+    options?: { readonly outputRemoved?: boolean },
+  ) {
+    super(`interrupted by ${signal}${options?.outputRemoved === true ? "; nothing was left in the output folder" : ""}`);
     this.exitCode = signal === "SIGINT" ? 130 : 143;
   }
 }

@@ -2,7 +2,7 @@ import { CommanderError } from "commander";
 import { buildProgram } from "./program.js";
 import { writeErr } from "./print.js";
 import { keepOldGenerationClose, keepYoungGenerationSmall } from "./heap-settings.js";
-import { removeActiveStaging } from "../engine/atomic-dir.js";
+import { hasActiveStaging, removeActiveStaging } from "../engine/atomic-dir.js";
 import { releaseHeldLocks } from "../engine/output-lock.js";
 import { ConvertError, ExitWithCode, InterruptedError } from "../errors.js";
 
@@ -12,7 +12,7 @@ async function main(argv: readonly string[]): Promise<void> {
   keepOldGenerationClose();
   const program = buildProgram();
   const stop = (signal: "SIGINT" | "SIGTERM") => () => {
-    const error = new InterruptedError(signal);
+    const error = new InterruptedError(signal, { outputRemoved: hasActiveStaging() });
     cleanUp();
     // Writes already handed to the thread pool may land after the first removal: remove again
     // once they have, then exit.

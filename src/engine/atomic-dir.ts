@@ -33,6 +33,11 @@ export function removeActiveStaging(): void {
   }
 }
 
+/** Whether an output is being written (a staging folder not yet published or removed). */
+export function hasActiveStaging(): boolean {
+  return active.size > 0;
+}
+
 /** True once a signal asked us to stop: nothing may be published after that. */
 export function isStopping(): boolean {
   return stopping;

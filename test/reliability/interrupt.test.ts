@@ -51,7 +51,7 @@ describe("interruptions leave nothing that looks like a checkpoint, and a rerun 
       const out = join(dir, "out");
       const r = await interrupted(hf, out, signal);
       expect(r.code, r.stderr).toBe(exit);
-      expect(r.stderr).toContain(`interrupted by ${signal}`);
+      expect(r.stderr).toContain(`interrupted by ${signal}; nothing was left in the output folder`);
       expect(await leftovers(dir)).toEqual([]);
       expect(await treeHash(hf)).toBe(before);
     });
