@@ -2,9 +2,9 @@ import type { ByteCheck, WholeTensorCheck } from "./byte-checks.js";
 import { compareTensor, newComparePools, type ComparePools } from "./compare-tensor.js";
 import { checkSource, type CompareBuffers, type PieceDifference } from "./compare-source.js";
 import { RankFiles } from "./rank-files.js";
+import { InputChangedError } from "./byte-compare.js";
 import { inThisThread, type JobRunner } from "../engine/job-runner.js";
 import type { SourceSpace } from "../engine/source-space.js";
-import { ConvertError } from "../errors.js";
 import { readTorchCheckpoint } from "../formats/torch/checkpoint-reader.js";
 import { PyDict, TensorRef } from "../formats/torch/pickle/values.js";
 import { modelChunks } from "../megatron/detect.js";
@@ -22,16 +22,6 @@ export interface ByteCheckContext {
   readonly files: RankFiles;
   readonly buffers: CompareBuffers;
   readonly pools: ComparePools;
-}
-
-/** A rank file no longer holds what its header said when verify read it. */
-export class RankFileChangedError extends ConvertError {
-  readonly code = "verify.file-changed";
-  constructor(file: string, key: string) {
-    super(`${file}: ${key} is no longer the tensor its header named when verify started; the file changed during the check`, {
-      hint: "verify a checkpoint nothing is writing to",
-    });
-  }
 }
 
 export function newByteCheckContext(space: SourceSpace): ByteCheckContext {
@@ -58,7 +48,7 @@ async function checkWhole(check: WholeTensorCheck, context: ByteCheckContext): P
     for (const stored of check.tensors) {
       const actual = chunks.get(stored.model)?.get(stored.tensor.name);
       if (!(actual instanceof TensorRef) || actual.dtype !== stored.tensor.dtype || !sameShape(actual.shape, stored.tensor.shape)) {
-        throw new RankFileChangedError(check.path, stored.key);
+        throw new InputChangedError(check.path, stored.key, "file");
       }
       const problem = await compareTensor(source, actual, stored.tensor, context.space, context.pools);
       if (problem.message !== undefined) {

@@ -1,8 +1,10 @@
+import { ConvertError } from "../errors.js";
 import type { ByteSource } from "../formats/io/byte-source.js";
 
 /**
- * The byte-level steps every exact comparison shares: filling a reused buffer from a source, and
- * finding where two byte ranges first differ. Kept apart from the tensor and plan code so that
+ * The byte-level steps every exact comparison shares: filling a reused buffer from a source,
+ * finding where two byte ranges first differ, and the error for an input that changed under the
+ * check. Kept apart from the tensor and plan code so that
  * `verify <hf-dir> <hf-dir>` loads only what it uses.
  */
 
@@ -32,4 +34,17 @@ export function firstDifference(a: Buffer, aAt: number, b: Uint8Array, bAt: numb
 /** A Buffer over the same bytes (for its native compare), without a copy. */
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * A file or folder being checked no longer holds what its header said when verify read it:
+ * something wrote to it during the check.
+ */
+export class InputChangedError extends ConvertError {
+  readonly code = "verify.file-changed";
+  constructor(where: string, key: string, what: "file" | "folder") {
+    super(`${where}: ${key} is no longer the tensor its header named when verify started; the ${what} changed during the check`, {
+      hint: `verify ${what === "file" ? "a checkpoint" : "folders"} nothing is writing to`,
+    });
+  }
 }

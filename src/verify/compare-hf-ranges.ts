@@ -1,6 +1,5 @@
-import { asBuffer, firstDifference, readStored } from "./byte-compare.js";
+import { asBuffer, firstDifference, InputChangedError, readStored } from "./byte-compare.js";
 import type { Opened } from "../engine/worker-pool.js";
-import { ConvertError } from "../errors.js";
 import { openSafetensorsFolder, type SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
 import { dtypeBytes, formatShape, type StoredTensor } from "../model/tensor.js";
 
@@ -98,16 +97,6 @@ export async function openFolderPair(a: string, b: string): Promise<Opened<Folde
   };
 }
 
-/** A tensor a job names is not in a folder as it was when the comparison started. */
-export class FolderChangedError extends ConvertError {
-  readonly code = "verify.file-changed";
-  constructor(folder: string, name: string) {
-    super(`${folder}: ${name} is no longer the tensor its header named when verify started; the folder changed during the check`, {
-      hint: "verify folders nothing is writing to",
-    });
-  }
-}
-
 /** Runs one job with one thread's folders and buffers. */
 export async function runCompareJob(job: CompareJob, pair: FolderPair): Promise<CompareJobResult> {
   let bytes = 0;
@@ -127,7 +116,7 @@ export async function runCompareJob(job: CompareJob, pair: FolderPair): Promise<
 function tensorIn(folder: SafetensorsCheckpoint, name: string): StoredTensor {
   const tensor = folder.tensors.get(name);
   if (tensor === undefined) {
-    throw new FolderChangedError(folder.location, name);
+    throw new InputChangedError(folder.location, name, "folder");
   }
   return tensor;
 }
@@ -140,7 +129,7 @@ async function compareRange(
   { name, from, to }: TensorRange,
 ): Promise<{ bytes: number; difference?: RangeDifference }> {
   if (to > l.byteLength || to > r.byteLength) {
-    throw new FolderChangedError(to > l.byteLength ? left.location : right.location, name);
+    throw new InputChangedError(to > l.byteLength ? left.location : right.location, name, "folder");
   }
   const [leftSource, rightSource] = [left.sourceOf(l), right.sourceOf(r)];
   for (let at = from; at < to; at += CHUNK_BYTES) {

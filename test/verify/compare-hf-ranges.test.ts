@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { writeSafetensors } from "../../src/formats/safetensors/writer.js";
 import { ConvertError } from "../../src/errors.js";
-import { FolderChangedError, openFolderPair, planCompareJobs, runCompareJob } from "../../src/verify/compare-hf-ranges.js";
+import { InputChangedError } from "../../src/verify/byte-compare.js";
+import { openFolderPair, planCompareJobs, runCompareJob } from "../../src/verify/compare-hf-ranges.js";
 import { makeTempDir } from "../support/tmpdir.js";
 
 describe("planCompareJobs", () => {
@@ -74,13 +75,13 @@ describe("runCompareJob", () => {
     }
   });
 
-  it("fails with a FolderChangedError naming the folder and tensor when a job's tensor is not there", async () => {
+  it("fails with an InputChangedError naming the folder and tensor when a job's tensor is not there", async () => {
     const bytes = new Uint8Array(8);
     const a = await folderOf(bytes);
     const opened = await openFolderPair(a, await folderOf(bytes));
     try {
       const error = await runCompareJob([{ name: "gone", from: 0, to: 8 }], opened.context).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(FolderChangedError);
+      expect(error).toBeInstanceOf(InputChangedError);
       expect(error).toBeInstanceOf(ConvertError);
       expect((error as Error).message).toContain(`${a}: gone is no longer the tensor`);
     } finally {
