@@ -1,5 +1,6 @@
 import type { PlannedTensor } from "../mapping/plan.js";
 import type { Rect, Segment } from "../mapping/rect.js";
+import { dtypeBytes } from "../model/tensor.js";
 
 /**
  * How verify reads bytes: by HF tensor, not by rank file. A rank file's tensors cut the HF
@@ -30,12 +31,31 @@ export interface StoredPiece {
   readonly segment: Segment;
 }
 
-/** Every stored piece cut from one HF tensor, checked in one pass over that tensor. */
+/** HF rows [first, end). */
+export interface RowWindow {
+  readonly first: number;
+  readonly end: number;
+}
+
+/**
+ * The stored pieces cut from rows `rows` of one HF tensor, checked in one pass over those rows:
+ * all of the tensor, or, for a large one, a window of its rows (see MAX_CHECK_BYTES).
+ */
 export interface SourceCheck {
   readonly kind: "source";
   readonly source: string;
+  readonly rows: RowWindow;
   readonly pieces: readonly StoredPiece[];
 }
+
+/**
+ * Stored bytes above which the pieces of one HF tensor are checked in several checks, each a
+ * window of its rows. Checks are the unit threads share: an output layer or embedding (in every
+ * TP x EP rank file) is 5x the HF tensor's bytes, and checked whole it kept one thread busy while
+ * the others had run out of checks. The windows of one tensor come one after another, so a cold
+ * cache still reads the shard front to back.
+ */
+export const MAX_CHECK_BYTES = 32 << 20;
 
 /**
  * Stored tensors of one rank file that are checked whole, one after another (their bytes read
@@ -57,10 +77,15 @@ export function hfSourcesOf(tensor: PlannedTensor): string[] {
 }
 
 /**
- * The byte checks that cover `stored`: a SourceCheck per HF tensor (in `sourceOrder`, then in
- * order of first use) and a WholeTensorCheck per rank file with tensors that cannot be split.
+ * The byte checks that cover `stored`: SourceChecks per HF tensor (in `sourceOrder`, then in
+ * order of first use; one per window of rows for a tensor with more than `maxCheckBytes` of
+ * stored pieces) and a WholeTensorCheck per rank file with tensors that cannot be split.
  */
-export function planByteChecks(stored: readonly StoredBytes[], sourceOrder: (name: string) => number = () => 0): ByteCheck[] {
+export function planByteChecks(
+  stored: readonly StoredBytes[],
+  sourceOrder: (name: string) => number = () => 0,
+  maxCheckBytes = MAX_CHECK_BYTES,
+): ByteCheck[] {
   const bySource = new Map<string, StoredPiece[]>();
   const whole = new Map<string, { kind: "whole"; path: string; label: string; tensors: StoredBytes[] }>();
   for (const s of stored) {
@@ -79,8 +104,33 @@ export function planByteChecks(stored: readonly StoredBytes[], sourceOrder: (nam
   const sources = [...bySource.entries()]
     .map(([source, pieces], first) => ({ source, pieces, first }))
     .sort((a, b) => sourceOrder(a.source) - sourceOrder(b.source) || a.first - b.first)
-    .map(({ source, pieces }): SourceCheck => ({ kind: "source", source, pieces }));
+    .flatMap(({ source, pieces }) => rowWindows(source, pieces, maxCheckBytes));
   return [...sources, ...whole.values()];
+}
+
+/**
+ * The checks of one HF tensor's pieces: one, or, past `maxCheckBytes` of stored bytes, one per
+ * window of about that many (rows cut evenly). A window holds the pieces with rows in it; vocab
+ * padding pieces (compared apart from the row bands) go with the first.
+ */
+function rowWindows(source: string, pieces: readonly StoredPiece[], maxCheckBytes: number): SourceCheck[] {
+  const banded = pieces.filter((p) => p.segment.repeat === undefined);
+  if (banded.length === 0) {
+    return [{ kind: "source", source, rows: { first: 0, end: 0 }, pieces }];
+  }
+  const first = Math.min(...banded.map((p) => p.segment.src.row));
+  const end = Math.max(...banded.map((p) => p.segment.src.row + p.segment.src.rows));
+  const bytes = pieces.reduce((sum, p) => sum + p.segment.dst.rows * p.segment.dst.cols * dtypeBytes(p.stored.tensor.dtype), 0);
+  const count = Math.max(1, Math.min(end - first, Math.ceil(bytes / maxCheckBytes)));
+  if (count === 1) {
+    return [{ kind: "source", source, rows: { first, end }, pieces }];
+  }
+  return Array.from({ length: count }, (_, i): SourceCheck => {
+    const rows = { first: first + Math.floor(((end - first) * i) / count), end: first + Math.floor(((end - first) * (i + 1)) / count) };
+    const inWindow = (p: StoredPiece): boolean =>
+      p.segment.repeat === undefined ? p.segment.src.row < rows.end && rows.first < p.segment.src.row + p.segment.src.rows : i === 0;
+    return { kind: "source", source, rows, pieces: pieces.filter(inWindow) };
+  });
 }
 
 /**

@@ -59,10 +59,10 @@ export interface CompareBuffers {
 }
 
 /**
- * Checks every piece cut from one HF tensor in one pass over it: the tensor is read band of rows
- * by band of rows, and each band is compared with the rows of every stored piece it overlaps,
- * read from the rank files. Reports one difference per stored tensor, at its lowest differing
- * element among these pieces.
+ * Checks every piece cut from one HF tensor's rows `check.rows` in one pass over them: those rows
+ * are read band by band, and each band is compared with the rows of every stored piece it
+ * overlaps, read from the rank files. Reports one difference per stored tensor, at its lowest
+ * differing element among these pieces (in these rows).
  */
 export async function checkSource(check: SourceCheck, space: SourceSpace, files: RankFiles, buffers: CompareBuffers): Promise<PieceDifference[]> {
   const { dtype: sourceDtype, view } = space.describe(check.source);
@@ -78,8 +78,8 @@ export async function checkSource(check: SourceCheck, space: SourceSpace, files:
   const banded = check.pieces.filter((p) => p.segment.repeat === undefined);
   const rowBytes = view.cols * dtypeBytes(sourceDtype);
   const bandRows = Math.max(1, Math.floor(BAND_BYTES / Math.max(1, rowBytes)));
-  const first = Math.min(...banded.map((p) => p.segment.src.row));
-  const end = Math.max(...banded.map((p) => p.segment.src.row + p.segment.src.rows));
+  const first = Math.max(check.rows.first, Math.min(...banded.map((p) => p.segment.src.row)));
+  const end = Math.min(check.rows.end, Math.max(...banded.map((p) => p.segment.src.row + p.segment.src.rows)));
   // every rank file of this HF tensor stays open until it is done (a dense weight's pieces lie in TP x EP files)
   return files.holding(
     check.pieces.map((p) => p.stored.path),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { PlannedTensor } from "../../src/mapping/plan.js";
 import { colsRect, rowsRect, viewOf, type Segment } from "../../src/mapping/rect.js";
-import { planByteChecks, splittable, type StoredBytes } from "../../src/verify/byte-checks.js";
+import { planByteChecks, splittable, type SourceCheck, type StoredBytes, type StoredPiece } from "../../src/verify/byte-checks.js";
 
 function tensor(shape: number[], segments: Segment[]): PlannedTensor {
   return { kind: "tensor", name: "t", dtype: "BF16", shape, view: viewOf(shape), segments };
@@ -39,6 +39,36 @@ describe("planByteChecks", () => {
       ["a", [["r0", 2], ["r1", 2]]],
       ["b", [["r0", 0], ["r1", 0]]],
     ]);
+  });
+
+  it("cuts the pieces of a large HF tensor into windows of its rows, in order, each piece where its rows are", () => {
+    // HF "a" [8, 6] in two TP row halves, each in two EP replicas: 4 pieces of 48 bytes
+    const hf = viewOf([8, 6]);
+    const half = viewOf([4, 6]);
+    const rowsOf = (at: number): Segment => ({ source: "a", src: rowsRect(hf, at, 4), dst: rowsRect(half, 0, 4), transposed: false });
+    const pieces = [0, 4].flatMap((at) => ["e0", "e1"].map((ep) => stored(`${ep}-tp${at}`, tensor([4, 6], [rowsOf(at)]))));
+    const windows = (maxBytes: number): [unknown, string[]][] =>
+      planByteChecks(pieces, undefined, maxBytes).map((c) => [(c as SourceCheck).rows, (c as SourceCheck).pieces.map((p) => p.stored.path)]);
+    expect(windows(192)).toEqual([[{ first: 0, end: 8 }, ["e0-tp0", "e1-tp0", "e0-tp4", "e1-tp4"]]]);
+    expect(windows(64)).toEqual([
+      [{ first: 0, end: 2 }, ["e0-tp0", "e1-tp0"]],
+      [{ first: 2, end: 5 }, ["e0-tp0", "e1-tp0", "e0-tp4", "e1-tp4"]],
+      [{ first: 5, end: 8 }, ["e0-tp4", "e1-tp4"]],
+    ]);
+    // never more windows than rows
+    expect(windows(1).map(([rows]) => rows)).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((r) => ({ first: r, end: r + 1 })));
+  });
+
+  it("puts a vocab padding piece, compared apart from the row bands, in the first window only", () => {
+    const hf = viewOf([5, 4]);
+    const padded = viewOf([8, 4]);
+    const real: Segment = { source: "e", src: rowsRect(hf, 0, 5), dst: rowsRect(padded, 0, 5), transposed: false };
+    const padding: Segment = { source: "e", src: rowsRect(hf, 4, 1), dst: rowsRect(padded, 5, 3), transposed: false, repeat: 3 };
+    const checks = planByteChecks([stored("r0", tensor([8, 4], [real, padding]))], undefined, 8) as SourceCheck[];
+    const repeats = (c: SourceCheck): StoredPiece[] => c.pieces.filter((p) => p.segment.repeat !== undefined);
+    expect(checks.map((c) => c.rows)).toEqual([0, 1, 2, 3, 4].map((r) => ({ first: r, end: r + 1 })));
+    expect(checks.map((c) => repeats(c).length)).toEqual([1, 0, 0, 0, 0]);
+    expect(checks.every((c) => c.pieces.some((p) => p.segment === real))).toBe(true);
   });
 
   it("checks whole, file by file, what pieces cannot cover: strided storage and transposed pieces", () => {

@@ -6,7 +6,7 @@ import { viewOf, type Rect } from "../../src/mapping/rect.js";
 import { column, replicated, row, vocab, type ShardPiece } from "../../src/mapping/transforms/tp-split.js";
 import { byteLengthOf, dtypeBytes, type Dtype, type TensorSpec } from "../../src/model/tensor.js";
 import { planByteChecks, type SourceCheck, type StoredBytes } from "../../src/verify/byte-checks.js";
-import { checkSource, type CompareBuffers } from "../../src/verify/compare-source.js";
+import { checkSource, LowestDifferences, type CompareBuffers, type PieceDifference } from "../../src/verify/compare-source.js";
 import { RankFiles } from "../../src/verify/rank-files.js";
 import { collect, MemorySpace, seededBytes } from "../support/memory-space.js";
 import { flipByte } from "../support/flip-byte.js";
@@ -71,6 +71,22 @@ async function check(s: Scene): Promise<{ differences: Awaited<ReturnType<typeof
   }
 }
 
+/** The checks of a scene cut into windows of at most `maxBytes` stored bytes, run one by one (as threads would), their differences merged as verify merges them. */
+async function checkInWindows(s: Scene, maxBytes: number): Promise<{ windows: number; differences: PieceDifference[]; bytesRead: number }> {
+  const checks = planByteChecks(s.stored, undefined, maxBytes) as SourceCheck[];
+  const found = new LowestDifferences();
+  const files = new RankFiles();
+  try {
+    s.space.bytesRead = 0;
+    for (const c of checks) {
+      (await checkSource(c, s.space, files, {})).forEach((d) => found.note(d));
+    }
+    return { windows: checks.length, differences: found.values(), bytesRead: s.space.bytesRead };
+  } finally {
+    await files.close();
+  }
+}
+
 function flip({ path, at }: { path: string; at: number }): Promise<void> {
   return flipByte(path, at, 0x01);
 }
@@ -130,6 +146,30 @@ describe("checkSource: every piece cut from one HF tensor, in one pass over it",
     await flip(s.byteOf(0, 1, 1)); // element 9, in the left piece
     await flip(s.byteOf(0, 0, 5)); // element 5, in the right piece
     expect((await check(s)).differences.map((d) => d.element)).toEqual([5]);
+  });
+
+  it("in windows of rows: each HF byte still read once, and a stored tensor's lowest difference found across windows", async () => {
+    const s = await scene(w2, [0, 1, 2, 3].map((r) => row(w2, 4, r)));
+    const whole = byteLengthOf(w2);
+    expect(await checkInWindows(s, whole / 7)).toEqual({ windows: 7, differences: [], bytesRead: whole });
+    await flip(s.byteOf(1, 590, 7)); // the last window
+    await flip(s.byteOf(1, 100, 3)); // the second: the one reported
+    await flip(s.byteOf(3, 599, 383)); // another stored tensor: its own difference
+    const inWindows = await checkInWindows(s, whole / 7);
+    expect(inWindows.differences.map((d) => [d.label, d.element])).toEqual([
+      ["rank1", 100 * 384 + 3],
+      ["rank3", 599 * 384 + 383],
+    ]);
+    expect(inWindows.differences).toEqual(expect.arrayContaining((await check(s)).differences));
+  });
+
+  it("in windows of rows: vocab padding checked once, in the first", async () => {
+    const embedding: TensorSpec = { name: "embed", dtype: "BF16", shape: [13, 8] };
+    const s = await scene(embedding, [0, 1].map((r) => vocab(embedding, 2, r, 16)));
+    const windows = await checkInWindows(s, 64);
+    expect(windows).toEqual({ windows: 4, differences: [], bytesRead: byteLengthOf(embedding) + 8 * 2 });
+    await flip(s.byteOf(1, 6, 0)); // rank 1 row 6: padding, a copy of embed row 12
+    expect((await checkInWindows(s, 64)).differences).toEqual([expect.objectContaining({ label: "rank1", element: 6 * 8 })]);
   });
 
   it("compares with the HF bytes cast to the stored dtype", async () => {
