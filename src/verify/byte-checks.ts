@@ -38,8 +38,8 @@ export interface RowWindow {
 }
 
 /**
- * The stored pieces cut from rows `rows` of one HF tensor, checked in one pass over those rows:
- * all of the tensor, or, for a large one, a window of its rows (see MAX_CHECK_BYTES).
+ * Stored pieces cut from one HF tensor, checked in one pass over its rows `rows`: all the rows
+ * its pieces come from, or, for a large tensor, a window of them (see MAX_CHECK_BYTES).
  */
 export interface SourceCheck {
   readonly kind: "source";

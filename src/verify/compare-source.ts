@@ -78,8 +78,7 @@ export async function checkSource(check: SourceCheck, space: SourceSpace, files:
   const banded = check.pieces.filter((p) => p.segment.repeat === undefined);
   const rowBytes = view.cols * dtypeBytes(sourceDtype);
   const bandRows = Math.max(1, Math.floor(BAND_BYTES / Math.max(1, rowBytes)));
-  const first = Math.max(check.rows.first, Math.min(...banded.map((p) => p.segment.src.row)));
-  const end = Math.min(check.rows.end, Math.max(...banded.map((p) => p.segment.src.row + p.segment.src.rows)));
+  const { first, end } = check.rows;
   // every rank file of this HF tensor stays open until it is done (a dense weight's pieces lie in TP x EP files)
   return files.holding(
     check.pieces.map((p) => p.stored.path),
