@@ -31,6 +31,8 @@ export interface VerifyExactOptions {
    * thread; default: up to one thread per CPU, when they pay for their start (see engine/thread-count.ts).
    */
   readonly threads?: boolean;
+  /** Stored bytes past which an HF tensor is checked in windows of its rows (default MAX_CHECK_BYTES, verify/byte-checks.ts). */
+  readonly checkBytes?: number;
 }
 
 /**
@@ -87,7 +89,7 @@ export async function verifyExact(options: VerifyExactOptions): Promise<ExactRep
     let built: Awaited<ReturnType<typeof buildPlan>>;
     try {
       built = await buildPlan(model, target);
-      checked = await checkCheckpoint(built.plan, folder, checkers, shardOrder(model));
+      checked = await checkCheckpoint(built.plan, folder, checkers, shardOrder(model), options.checkBytes);
     } finally {
       await Promise.all(checkers.map((c) => c.close()));
     }

@@ -18,13 +18,15 @@ const HEADERS_AT_ONCE = 8;
  * tensor's dtype and shape (read from each file's header), then every byte of every tensor
  * (replicas and vocab padding included) against the bytes the plan derives from the HF tensors,
  * HF tensor by HF tensor (byte-checks.ts). `sourceOrder` orders the HF tensors (by their place
- * in the shards, so that a cold cache reads them in order).
+ * in the shards, so that a cold cache reads them in order); `maxCheckBytes` overrides the size
+ * past which one is checked in windows of rows (MAX_CHECK_BYTES).
  */
 export async function checkCheckpoint(
   plan: ConversionPlan,
   folder: CheckpointFolder,
   checkers: readonly ByteChecker[],
   sourceOrder?: (name: string) => number,
+  maxCheckBytes?: number,
 ): Promise<{ differences: Difference[]; counts: ExactCounts }> {
   const differences: Difference[] = [];
   const expected = new Set(plan.files.map((f) => rankDirName(f.rank, plan.layout)));
@@ -51,7 +53,7 @@ export async function checkCheckpoint(
     counts.bytes += header.counts.bytes;
   }
   const found = new LowestDifferences();
-  await runJobs(planByteChecks(stored, sourceOrder), checkers, (d) => d.forEach((x) => found.note(x)));
+  await runJobs(planByteChecks(stored, sourceOrder, maxCheckBytes), checkers, (d) => d.forEach((x) => found.note(x)));
   const sources = new Map(stored.map((s) => [tensorId(s.label, s.key), hfSourcesOf(s.tensor)]));
   for (const d of found.values()) {
     differences.push({ file: d.label, key: d.key, hfTensors: sources.get(tensorId(d.label, d.key)) ?? [], problem: d.problem });

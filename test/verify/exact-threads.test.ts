@@ -31,8 +31,8 @@ async function converted(): Promise<string> {
   return out;
 }
 
-/** Flips one byte in the middle of `key`'s data in one rank file. */
-async function flipByte(mcore: string, rankDir: string, key: string): Promise<void> {
+/** Flips one byte of `key`'s data in one rank file, `fraction` of the way into it (the middle by default). */
+async function flipByte(mcore: string, rankDir: string, key: string, fraction = 0.5): Promise<void> {
   const path = join(mcore, "release", rankDir, "model_optim_rng.pt");
   const { root } = await readTorchCheckpointFile(path);
   const model = new Map(modelChunks(root as PyDict)).get("model");
@@ -41,7 +41,7 @@ async function flipByte(mcore: string, rankDir: string, key: string): Promise<vo
     throw new Error(`no tensor ${key} in ${path}`);
   }
   const { offset, length } = tensor.contiguousRange();
-  await flipByteAt(path, offset + Math.floor(length / 2));
+  await flipByteAt(path, offset + Math.floor(length * fraction));
 }
 
 /** A worker script (in a temp folder) that serves byte checks from the built dist/, its source opened by `open` (JS source). */
@@ -58,9 +58,9 @@ serveByteChecks(parentPort, ${open});
   return script;
 }
 
-async function verify(mcore: string, jobs: number, threads: boolean) {
+async function verify(mcore: string, jobs: number, threads: boolean, checkBytes?: number) {
   const { verifyExact } = await built();
-  return verifyExact({ hf: FIXTURE, mcore, jobs, threads });
+  return verifyExact({ hf: FIXTURE, mcore, jobs, threads, ...(checkBytes === undefined ? {} : { checkBytes }) });
 }
 
 /** A check a broken worker never gets to: it fails before opening any file. */
@@ -85,6 +85,20 @@ describe("verify exact in worker threads", () => {
     const counts = (r: typeof single) => [r.filesChecked, r.tensorsChecked, r.bytesCompared];
     expect(counts(threaded)).toEqual(counts(single));
     expect([single.threads, threaded.threads, clean.threads]).toEqual([1, 3, 3]);
+  });
+
+  it("checking every HF tensor in windows of a few rows, across threads, finds what whole checks in one thread find", async () => {
+    const mcore = await converted();
+    expect((await verify(mcore, 3, true, 2048)).ok).toBe(true);
+    const embedding = "embedding.word_embeddings.weight";
+    await flipByte(mcore, "mp_rank_01_000_001", embedding, 0.9);
+    await flipByte(mcore, "mp_rank_01_000_001", embedding, 0.2); // the lower one, in an earlier window: the one reported
+    await flipByte(mcore, "mp_rank_00_001_000", "decoder.layers.1.self_attention.linear_qkv.weight", 0.7);
+    const whole = await verify(mcore, 1, false);
+    const inWindows = await verify(mcore, 3, true, 2048);
+    expect(whole.differences.map((d) => d.key)).toEqual(["model/decoder.layers.1.self_attention.linear_qkv.weight", `model/${embedding}`]);
+    expect(inWindows.differences).toEqual(whole.differences);
+    expect([inWindows.tensorsChecked, inWindows.bytesCompared]).toEqual([whole.tensorsChecked, whole.bytesCompared]);
   });
 
   it("reports a broken rank file with the same error as one thread", async () => {
