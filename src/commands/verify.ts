@@ -89,7 +89,7 @@ export async function verifyExact(options: VerifyExactOptions): Promise<ExactRep
     let built: Awaited<ReturnType<typeof buildPlan>>;
     try {
       built = await buildPlan(model, target);
-      checked = await checkCheckpoint(built.plan, folder, checkers, shardOrder(model), options.checkBytes);
+      checked = await checkCheckpoint(built.plan, folder, checkers, { sourceOrder: shardOrder(model), maxCheckBytes: options.checkBytes });
     } finally {
       await Promise.all(checkers.map((c) => c.close()));
     }

@@ -76,16 +76,20 @@ export function hfSourcesOf(tensor: PlannedTensor): string[] {
   return [...new Set(tensor.segments.map((s) => s.source))];
 }
 
+export interface CheckPlanOptions {
+  /** Orders the HF tensors (by their place in the shards, so that a cold cache reads them in order). */
+  readonly sourceOrder?: (name: string) => number;
+  /** Stored bytes past which an HF tensor is checked in windows of its rows (default MAX_CHECK_BYTES). */
+  readonly maxCheckBytes?: number;
+}
+
 /**
  * The byte checks that cover `stored`: SourceChecks per HF tensor (in `sourceOrder`, then in
  * order of first use; one per window of rows for a tensor with more than `maxCheckBytes` of
  * stored pieces) and a WholeTensorCheck per rank file with tensors that cannot be split.
  */
-export function planByteChecks(
-  stored: readonly StoredBytes[],
-  sourceOrder: (name: string) => number = () => 0,
-  maxCheckBytes = MAX_CHECK_BYTES,
-): ByteCheck[] {
+export function planByteChecks(stored: readonly StoredBytes[], options: CheckPlanOptions = {}): ByteCheck[] {
+  const { sourceOrder = () => 0, maxCheckBytes = MAX_CHECK_BYTES } = options;
   const bySource = new Map<string, StoredPiece[]>();
   const whole = new Map<string, { kind: "whole"; path: string; label: string; tensors: StoredBytes[] }>();
   for (const s of stored) {

@@ -15,10 +15,11 @@ import { serveJobs, WorkerPool } from "../engine/worker-pool.js";
 
 /**
  * Checks sent to a thread before it answers the first. The main thread is busy with checks of its
- * own, one HF tensor at a time (an embedding takes tens of milliseconds), and a thread got through
- * two queued expert weights in less. With 2, the thread sat idle for 100-160 of its 740-780 ms of
- * checking on the bench's 4.2 GiB model (2 vCPUs); with 6, for 20-40 ms, and the checking took
- * 760-795 against 815-835 ms.
+ * own, and a thread got through two queued expert weights in less than one of them. With 2, the
+ * thread sat idle for 100-160 of its 740-780 ms of checking on the bench's 4.2 GiB model (2
+ * vCPUs); with 6, for 20-40 ms, and the checking took 760-795 against 815-835 ms. With checks cut
+ * to windows of about 32 MiB (byte-checks.ts), 3 queued left the thread waiting 0-105 ms per run
+ * there against 0-9 ms with 6, which cost more than the shorter tail it gave (0-25 against 15-83 ms).
  */
 const CHECKS_QUEUED_PER_THREAD = 6;
 

@@ -1,4 +1,4 @@
-import { hfSourcesOf, planByteChecks, type StoredBytes } from "./byte-checks.js";
+import { hfSourcesOf, planByteChecks, type CheckPlanOptions, type StoredBytes } from "./byte-checks.js";
 import type { ByteChecker } from "./byte-checker.js";
 import { LowestDifferences, tensorId } from "./compare-source.js";
 import { checkHeader, type ExactCounts, type HeaderCheck, type RankFileCheck } from "./rank-headers.js";
@@ -17,16 +17,13 @@ const HEADERS_AT_ONCE = 8;
  * Checks a checkpoint folder against a plan: the rank-folder set, every file's key set, every
  * tensor's dtype and shape (read from each file's header), then every byte of every tensor
  * (replicas and vocab padding included) against the bytes the plan derives from the HF tensors,
- * HF tensor by HF tensor (byte-checks.ts). `sourceOrder` orders the HF tensors (by their place
- * in the shards, so that a cold cache reads them in order); `maxCheckBytes` overrides the size
- * past which one is checked in windows of rows (MAX_CHECK_BYTES).
+ * HF tensor by HF tensor (byte-checks.ts, which `options` go to).
  */
 export async function checkCheckpoint(
   plan: ConversionPlan,
   folder: CheckpointFolder,
   checkers: readonly ByteChecker[],
-  sourceOrder?: (name: string) => number,
-  maxCheckBytes?: number,
+  options: CheckPlanOptions = {},
 ): Promise<{ differences: Difference[]; counts: ExactCounts }> {
   const differences: Difference[] = [];
   const expected = new Set(plan.files.map((f) => rankDirName(f.rank, plan.layout)));
@@ -53,7 +50,7 @@ export async function checkCheckpoint(
     counts.bytes += header.counts.bytes;
   }
   const found = new LowestDifferences();
-  await runJobs(planByteChecks(stored, sourceOrder, maxCheckBytes), checkers, (d) => d.forEach((x) => found.note(x)));
+  await runJobs(planByteChecks(stored, options), checkers, (d) => d.forEach((x) => found.note(x)));
   const sources = new Map(stored.map((s) => [tensorId(s.label, s.key), hfSourcesOf(s.tensor)]));
   for (const d of found.values()) {
     differences.push({ file: d.label, key: d.key, hfTensors: sources.get(tensorId(d.label, d.key)) ?? [], problem: d.problem });

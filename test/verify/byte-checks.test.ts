@@ -34,7 +34,7 @@ describe("planByteChecks", () => {
 
   it("groups the pieces of every stored tensor by the HF tensor they come from, in shard order", () => {
     const split = tensor([4, 6], [halfRows("b", 0), halfRows("a", 2)]);
-    const checks = planByteChecks([stored("r0", split), stored("r1", split)], (name) => (name === "a" ? 0 : 1));
+    const checks = planByteChecks([stored("r0", split), stored("r1", split)], { sourceOrder: (name) => (name === "a" ? 0 : 1) });
     expect(checks.map((c) => (c.kind === "source" ? [c.source, c.pieces.map((p) => [p.stored.path, p.segment.dst.row])] : c.kind))).toEqual([
       ["a", [["r0", 2], ["r1", 2]]],
       ["b", [["r0", 0], ["r1", 0]]],
@@ -48,7 +48,7 @@ describe("planByteChecks", () => {
     const rowsOf = (at: number): Segment => ({ source: "a", src: rowsRect(hf, at, 4), dst: rowsRect(half, 0, 4), transposed: false });
     const pieces = [0, 4].flatMap((at) => ["e0", "e1"].map((ep) => stored(`${ep}-tp${at}`, tensor([4, 6], [rowsOf(at)]))));
     const windows = (maxBytes: number): [unknown, string[]][] =>
-      planByteChecks(pieces, undefined, maxBytes).map((c) => [(c as SourceCheck).rows, (c as SourceCheck).pieces.map((p) => p.stored.path)]);
+      planByteChecks(pieces, { maxCheckBytes: maxBytes }).map((c) => [(c as SourceCheck).rows, (c as SourceCheck).pieces.map((p) => p.stored.path)]);
     expect(windows(192)).toEqual([[{ first: 0, end: 8 }, ["e0-tp0", "e1-tp0", "e0-tp4", "e1-tp4"]]]);
     expect(windows(64)).toEqual([
       [{ first: 0, end: 2 }, ["e0-tp0", "e1-tp0"]],
@@ -64,7 +64,7 @@ describe("planByteChecks", () => {
     const padded = viewOf([8, 4]);
     const real: Segment = { source: "e", src: rowsRect(hf, 0, 5), dst: rowsRect(padded, 0, 5), transposed: false };
     const padding: Segment = { source: "e", src: rowsRect(hf, 4, 1), dst: rowsRect(padded, 5, 3), transposed: false, repeat: 3 };
-    const checks = planByteChecks([stored("r0", tensor([8, 4], [real, padding]))], undefined, 8) as SourceCheck[];
+    const checks = planByteChecks([stored("r0", tensor([8, 4], [real, padding]))], { maxCheckBytes: 8 }) as SourceCheck[];
     const repeats = (c: SourceCheck): StoredPiece[] => c.pieces.filter((p) => p.segment.repeat !== undefined);
     expect(checks.map((c) => c.rows)).toEqual([0, 1, 2, 3, 4].map((r) => ({ first: r, end: r + 1 })));
     expect(checks.map((c) => repeats(c).length)).toEqual([1, 0, 0, 0, 0]);

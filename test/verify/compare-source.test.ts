@@ -73,7 +73,7 @@ async function check(s: Scene): Promise<{ differences: Awaited<ReturnType<typeof
 
 /** The checks of a scene cut into windows of at most `maxBytes` stored bytes, run one by one (as threads would), their differences merged as verify merges them. */
 async function checkInWindows(s: Scene, maxBytes: number): Promise<{ windows: number; differences: PieceDifference[]; bytesRead: number }> {
-  const checks = planByteChecks(s.stored, undefined, maxBytes) as SourceCheck[];
+  const checks = planByteChecks(s.stored, { maxCheckBytes: maxBytes }) as SourceCheck[];
   const found = new LowestDifferences();
   const files = new RankFiles();
   try {
