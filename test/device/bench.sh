@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm run bench` on a bigger machine, plus how verify scales with --jobs (worker threads).
+# `npm run bench` on a bigger machine, plus how verify (worker threads) and hf2mcore (rank files
+# written at once) scale with --jobs.
 # Needs node >= 20 on PATH (or NODE_XZ=path to an xz-compressed node binary), dist/ built and
 # production node_modules (NODE_MODULES=path to link). Env: RESULTS (default $OUT or ./bench-results),
 # BENCH_SIZES (default 1GiB,4GiB), BENCH_REPEAT (default 2), BENCH_CACHE (warm or cold, default warm),
@@ -26,7 +27,16 @@ mkdir -p "$RESULTS"
       v*) TIMEFORMAT="verify --jobs ${step#v}: %R s"; time node bin/megatron-convert.js verify "$WORK/hf" "$WORK/tp4ep4" --jobs "${step#v}" ;;
     esac
   done
-  rm -rf "$WORK/hf" "$WORK/tp4ep4"
+  # hf2mcore TP4 EP4's scaling with --jobs (rank files written at once), between two copy baselines
+  TIMEFORMAT="copy: %R s"; time node dist/bench/io-baseline.js copy "$WORK/copy" "$WORK/hf" >/dev/null; rm -rf "$WORK/copy"
+  for jobs in 4 8 16; do
+    rm -rf "$WORK/tp4ep4"
+    TIMEFORMAT="hf2mcore TP4 EP4 --jobs $jobs: %R s"
+    time node bin/megatron-convert.js hf2mcore "$WORK/hf" "$WORK/tp4ep4" --tp 4 --ep 4 --jobs "$jobs" --quiet >/dev/null
+  done
+  TIMEFORMAT="copy: %R s"; time node dist/bench/io-baseline.js copy "$WORK/copy" "$WORK/hf" >/dev/null
+  echo "bytes: hf $(du -sb "$WORK/hf" | cut -f1), tp4ep4 $(du -sb "$WORK/tp4ep4" | cut -f1)"
+  rm -rf "$WORK/hf" "$WORK/tp4ep4" "$WORK/copy"
 } 2>&1 | tee "$RESULTS/scaling.log"
 timeout "${BENCH_TIMEOUT:-420}" node dist/bench/main.js --sizes "${BENCH_SIZES:-1GiB,4GiB}" --repeat "${BENCH_REPEAT:-2}" \
   --cache "${BENCH_CACHE:-warm}" --torch-load-check --dir "$WORK/bench" --out "$RESULTS/bench.json" 2>&1 | tee "$RESULTS/bench.log"
