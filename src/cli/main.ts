@@ -4,6 +4,7 @@ import { writeErr } from "./print.js";
 import { keepOldGenerationClose, keepYoungGenerationSmall } from "./heap-settings.js";
 import { hasActiveStaging, removeActiveStaging } from "../engine/atomic-dir.js";
 import { releaseHeldLocks } from "../engine/output-lock.js";
+import { stopAllWorkerThreads } from "../engine/worker-pool.js";
 import { ConvertError, ExitWithCode, InterruptedError } from "../errors.js";
 
 /** The one place that turns errors into text and exit codes. */
@@ -13,6 +14,8 @@ async function main(argv: readonly string[]): Promise<void> {
   const program = buildProgram();
   const stop = (signal: "SIGINT" | "SIGTERM") => () => {
     const error = new InterruptedError(signal, { outputRemoved: hasActiveStaging() });
+    // threads that write rank files stop first, so that none creates a file after the removal
+    stopAllWorkerThreads();
     cleanUp();
     // Writes already handed to the thread pool may land after the first removal: remove again
     // once they have, then exit.

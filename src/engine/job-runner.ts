@@ -9,18 +9,19 @@ export interface JobRunner<Job, Result> {
 }
 
 /**
- * Runs jobs in this thread, one at a time (`context` serves one at a time; reads from the page
- * cache are copies on this thread anyway). Each job starts from the event loop: reads that
- * complete at once chain promise callbacks without end, and worker threads' answers would wait
- * for this thread's last job.
+ * Runs jobs in this thread, `parallel` at a time (default one: a `context` that serves one at a
+ * time; reads from the page cache are copies on this thread anyway). Each job starts from the
+ * event loop: reads that complete at once chain promise callbacks without end, and worker
+ * threads' answers would wait for this thread's last job.
  */
 export function inThisThread<Job, Result, Context>(
   context: Context,
   run: (job: Job, context: Context) => Promise<Result>,
   close: () => Promise<void>,
+  parallel = 1,
 ): JobRunner<Job, Result> {
   return {
-    parallel: 1,
+    parallel,
     run: async (job) => {
       await new Promise((resolve) => setImmediate(resolve));
       return run(job, context);

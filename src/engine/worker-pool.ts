@@ -21,7 +21,8 @@ export type PoolRequest<Job> = { readonly type: "job"; readonly id: number; read
 
 export type PoolReply<Result> =
   | { readonly id: number; readonly result: Result }
-  | { readonly id: number; readonly error: { readonly code: string; readonly message: string; readonly hint?: string } };
+  | { readonly id: number; readonly error: { readonly code: string; readonly message: string; readonly hint?: string } }
+  | { readonly note: unknown };
 
 /** An error a worker thread reported, rethrown here with its code, message and hint unchanged. */
 export class WorkerThreadError extends ConvertError {
@@ -59,6 +60,8 @@ export interface WorkerPoolOptions<Job> {
    * need not wait for the sending thread, which is busy with jobs of its own, to send it more.
    */
   readonly queuedPerThread: number;
+  /** Called with what a thread's job sends while it runs (its `note` argument), such as progress. */
+  readonly onNote?: (note: unknown) => void;
 }
 
 interface Pending<Result> {
@@ -66,6 +69,19 @@ interface Pending<Result> {
   reject(error: Error): void;
   readonly worker: Worker;
   readonly doing: string;
+}
+
+/** Pools whose threads run (made and not yet closed), for stopAllWorkerThreads. */
+const livePools = new Set<{ stop(): void }>();
+
+/**
+ * Ends every worker thread now (on SIGINT/SIGTERM, before the partial output is removed), so that
+ * none goes on creating files; their jobs are left unanswered, since the process is about to exit.
+ */
+export function stopAllWorkerThreads(): void {
+  for (const pool of livePools) {
+    pool.stop();
+  }
 }
 
 /** Threads running `script` (which calls serveJobs); `run` sends a job to whichever has room in its queue. */
@@ -80,17 +96,23 @@ export class WorkerPool<Job, Result> implements JobRunner<Job, Result> {
   private readonly exited = new Set<Worker>();
   /** Set once close() asked the threads to end. */
   private closing = false;
+  /** Set once stop() ended them. */
+  private stopped = false;
 
   constructor(script: string, workerData: unknown, threads: number, private readonly options: WorkerPoolOptions<Job>) {
     // execArgv: [] so that flags of this process that a worker cannot take (--input-type, -e) stay out
     const workerOptions = { workerData, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } };
     this.workers = Array.from({ length: threads }, () => new Worker(script, workerOptions));
+    livePools.add(this);
     this.idle = Array.from({ length: options.queuedPerThread }, () => this.workers).flat();
     for (const worker of this.workers) {
       worker.on("message", (reply: PoolReply<Result>) => this.settle(reply));
       worker.on("error", (error: Error) => this.failAll(error, worker));
       worker.on("exit", (code) => {
         this.exited.add(worker);
+        if (this.stopped) {
+          return;
+        }
         if (code !== 0 || !this.closing) {
           // a thread that ends unasked, even cleanly, leaves its jobs unanswered: fail them, never wait
           this.failAll(new Error(`internal: a ${options.name} worker thread exited with code ${code}${this.closing ? "" : " before it was asked to"}`), worker);
@@ -129,6 +151,7 @@ export class WorkerPool<Job, Result> implements JobRunner<Job, Result> {
   /** Asks each thread to close what it opened and end; one that does not within a second is terminated. */
   async close(): Promise<void> {
     this.closing = true;
+    livePools.delete(this);
     await Promise.all(
       this.workers.map(async (worker) => {
         if (this.exited.has(worker)) {
@@ -143,7 +166,20 @@ export class WorkerPool<Job, Result> implements JobRunner<Job, Result> {
     );
   }
 
+  /** Terminates every thread without failing its jobs (see stopAllWorkerThreads). */
+  stop(): void {
+    this.stopped = true;
+    livePools.delete(this);
+    for (const worker of this.workers) {
+      void worker.terminate();
+    }
+  }
+
   private settle(reply: PoolReply<Result>): void {
+    if ("note" in reply) {
+      this.options.onNote?.(reply.note);
+      return;
+    }
     const pending = this.pending.get(reply.id);
     this.pending.delete(reply.id);
     if (pending === undefined) {
@@ -179,13 +215,17 @@ export interface Opened<Context> {
 /**
  * The worker side: opens its context at once (not on the first job, which would hold every
  * thread back at the start while the sending thread worked alone), then runs the jobs sent on
- * `port` one after another, so one context serves them all.
+ * `port` one after another, so one context serves them all; or, with oneAtATime false (a context
+ * that serves several at once), each as it comes, as many at once as the pool sends. A job may
+ * send notes (progress) to the pool's onNote while it runs.
  */
 export function serveJobs<Job, Result, Context>(
   port: MessagePort,
   open: () => Promise<Opened<Context>>,
-  run: (job: Job, context: Context) => Promise<Result>,
+  run: (job: Job, context: Context, note: (note: unknown) => void) => Promise<Result>,
+  { oneAtATime = true }: { readonly oneAtATime?: boolean } = {},
 ): void {
+  const note = (n: unknown) => port.postMessage({ note: n } satisfies PoolReply<Result>);
   const opened = open();
   opened.catch(() => undefined); // a failure to open is each job's answer
   let queue: Promise<unknown> = Promise.resolve();
@@ -196,8 +236,8 @@ export function serveJobs<Job, Result, Context>(
       void closed.catch(() => undefined).finally(() => port.close());
       return;
     }
-    const ran = queue.then(() => opened).then(({ context }) => run(request.job, context));
-    queue = ran.catch(() => undefined);
+    const ran = (oneAtATime ? queue : Promise.resolve()).then(() => opened).then(({ context }) => run(request.job, context, note));
+    queue = Promise.all([queue, ran.catch(() => undefined)]);
     ran.then(
       (result) => port.postMessage({ id: request.id, result } satisfies PoolReply<Result>),
       (error: unknown) => port.postMessage({ id: request.id, error: describeError(error) } satisfies PoolReply<Result>),

@@ -1,10 +1,10 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { ConvertError } from "../../src/errors.js";
-import { WORKER_YOUNG_GENERATION_MB, WorkerPool, type PoolReply, type PoolRequest, type WorkerPoolOptions } from "../../src/engine/worker-pool.js";
+import { stopAllWorkerThreads, WORKER_YOUNG_GENERATION_MB, WorkerPool, type PoolReply, type PoolRequest, type WorkerPoolOptions } from "../../src/engine/worker-pool.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
 
@@ -21,8 +21,8 @@ async function script(name: string, text: string): Promise<string> {
   return path;
 }
 
-/** A worker that serves jobs (strings) with `run` (JS source, given the job and the context `open` made). */
-async function servingScript(open: string, run: string): Promise<string> {
+/** A worker that serves jobs (strings) with `run` (JS source, given the job, the context `open` made and a way to send notes). */
+async function servingScript(open: string, run: string, serveOptions = "{}"): Promise<string> {
   const serve = pathToFileURL(join(REPO, "dist", "engine", "worker-pool.js")).href;
   const errors = pathToFileURL(join(REPO, "dist", "errors.js")).href;
   return script(
@@ -31,7 +31,7 @@ async function servingScript(open: string, run: string): Promise<string> {
 import { serveJobs } from ${JSON.stringify(serve)};
 import { ConvertError } from ${JSON.stringify(errors)};
 class JobError extends ConvertError { code = "test.job-failed"; }
-serveJobs(parentPort, ${open}, ${run});
+serveJobs(parentPort, ${open}, ${run}, ${serveOptions});
 `,
   );
 }
@@ -59,6 +59,66 @@ describe("WorkerPool and serveJobs", () => {
     } finally {
       await pool.close();
     }
+  });
+
+  it("runs jobs as they come when the context serves several at once, and passes their notes on before their results", async () => {
+    const path = await servingScript(
+      "async () => ({ context: { running: 0, most: 0 }, close: async () => undefined })",
+      `async (job, context, note) => {
+  context.running++;
+  context.most = Math.max(context.most, context.running);
+  note(job + " started");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  note(job + " ending");
+  context.running--;
+  return { job, most: context.most };
+}`,
+      "{ oneAtATime: false }",
+    );
+    const notes: string[] = [];
+    const seen: string[] = [];
+    const pool = new WorkerPool<string, { job: string; most: number }>(path, {}, 1, { ...OPTIONS, queuedPerThread: 3, onNote: (n) => notes.push(n as string) });
+    try {
+      const results = await Promise.all(
+        ["a", "b", "c"].map(async (job) => {
+          const result = await pool.run(job);
+          seen.push(...notes.filter((n) => n.startsWith(job)));
+          return result;
+        }),
+      );
+      expect(results.map((r) => r.job)).toEqual(["a", "b", "c"]);
+      expect(Math.max(...results.map((r) => r.most))).toBe(3);
+      expect(notes.filter((n) => n.endsWith("started"))).toEqual(["a started", "b started", "c started"]);
+      expect(seen.sort()).toEqual(["a ending", "a started", "b ending", "b started", "c ending", "c started"]);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("stopAllWorkerThreads ends threads in the middle of a job, which then neither creates files nor fails", async () => {
+    const dir = await makeTempDir();
+    const path = await servingScript(
+      "async () => ({ context: {}, close: async () => undefined })",
+      `async (job) => {
+  const { writeFileSync } = await import("node:fs");
+  for (let i = 0; ; i++) {
+    writeFileSync(job + "/" + i, "x");
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}`,
+    );
+    const pool = new WorkerPool<string, never>(path, {}, 2, OPTIONS);
+    const runs = [pool.run(join(dir, "")), pool.run(join(dir, ""))].map((run) => run.then(() => "answered", () => "failed"));
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(() => resolve("pending"), ms));
+    while ((await readdir(dir)).length < 20) {
+      await sleep(5);
+    }
+    stopAllWorkerThreads();
+    await sleep(100);
+    const files = (await readdir(dir)).length;
+    await sleep(200);
+    expect((await readdir(dir)).length).toBe(files);
+    expect(await Promise.race([...runs, sleep(0)])).toBe("pending");
   });
 
   it("rethrows a job's ConvertError with its code, message and hint, and goes on with the next job", async () => {
