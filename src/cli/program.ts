@@ -31,7 +31,7 @@ export function buildProgram(): Command {
       .argument("<hf-dir>", "HF folder or repo id org/name[@rev] (config.json + safetensors; a repo is downloaded into the HF cache)")
       .argument("<out-dir>", "output folder (must not exist, or be empty)"),
   )
-    .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
+    .option("--jobs <n>", "rank files written at once (spread over threads, one per CPU at most, where there are more than 2 CPUs)", positiveInt("--jobs"), DEFAULT_JOBS)
     .option("--dry-run", "print the plan, write nothing")
     .addOption(new Option("--worker <I/N>", WORKER_HELP).argParser(workerShare(process.env)));
   addWriteOptions(program.commands.at(-1) as Command, "a checkpoint")
@@ -85,7 +85,7 @@ export function buildProgram(): Command {
     .option("--vocab-size <n>", "true (unpadded) vocab size", positiveInt("--vocab-size"))
     .option("--model <table>", MODEL_HELP)
     .addOption(new Option("--source-iteration <n>", "read this iteration of the source").argParser(iteration))
-    .option("--jobs <n>", "rank files written at once", positiveInt("--jobs"), DEFAULT_JOBS)
+    .option("--jobs <n>", "rank files written at once (spread over threads, one per CPU at most, where there are more than 2 CPUs)", positiveInt("--jobs"), DEFAULT_JOBS)
     .option("--dry-run", "print the plan, write nothing")
     .addOption(new Option("--worker <I/N>", WORKER_HELP).argParser(workerShare(process.env)));
   addWriteOptions(program.commands.at(-1) as Command, "a checkpoint")

@@ -7,7 +7,7 @@ import { buildPlan } from "../commands/build-plan.js";
 import { hf2mcore } from "../commands/convert.js";
 import { openHfModel } from "../commands/hf-input.js";
 import { rankFileSummaries } from "../commands/manifest.js";
-import { workerJson, workerLine } from "./worker-report.js";
+import { threadsJson, threadsText, workerJson, workerLine } from "./worker-report.js";
 import type { WorkerShare } from "../engine/worker-split.js";
 
 export async function runHf2Mcore(
@@ -24,7 +24,7 @@ export async function runHf2Mcore(
     const result = await hf2mcore({ ...target, hf: source, out, jobs: flags.jobs, dryRun: flags.dryRun === true, force: flags.force === true, checkFinite: flags.checkFinite === true, onProgress: progress.listener, worker: flags.worker });
     progress.stop();
     if (flags.json === true) {
-      writeOut(JSON.stringify(planJson(result.built, target, { out, written: result.written, seconds: result.seconds, ...workerJson(flags.worker, result.outcome) }), null, 2));
+      writeOut(JSON.stringify(planJson(result.built, target, { out, written: result.written, seconds: result.seconds, ...threadsJson(result.outcome), ...workerJson(flags.worker, result.outcome) }), null, 2));
       return;
     }
     writeOut(planText(result.built, target));
@@ -32,7 +32,7 @@ export async function runHf2Mcore(
       writeOut(`\n${workerLine(out, flags.worker, result.outcome, result.seconds)}`);
     } else if (result.written) {
       const gbps = result.built.plan.totalBytes / 1e9 / Math.max(result.seconds, 1e-9);
-      writeOut(`\nwrote ${out} in ${result.seconds.toFixed(2)} s (${gbps.toFixed(2)} GB/s); Megatron flags saved in ${out}/megatron-flags.txt`);
+      writeOut(`\nwrote ${out} in ${result.seconds.toFixed(2)} s (${gbps.toFixed(2)} GB/s)${threadsText(result.outcome)}; Megatron flags saved in ${out}/megatron-flags.txt`);
     } else {
       writeOut("\n--dry-run: nothing written");
     }

@@ -1,7 +1,7 @@
 import { formatBytes, writeOut } from "./print.js";
 import { downloadHfConfig } from "./hf-download.js";
 import { progressReporter } from "./progress-bars.js";
-import { workerJson, workerLine } from "./worker-report.js";
+import { threadsJson, threadsText, workerJson, workerLine } from "./worker-report.js";
 import type { TargetOptions } from "../commands/build-plan.js";
 import { mcore2hf } from "../commands/mcore2hf.js";
 import { reshard } from "../commands/reshard.js";
@@ -81,7 +81,7 @@ export async function runReshard(
       worker: flags.worker,
     });
     progress.stop();
-    const summary = { out, files: result.plan.files.length, totalBytes: result.plan.totalBytes, seconds: result.seconds, written: flags.dryRun !== true, megatronFlags: result.flags, ...workerJson(flags.worker, result.outcome) };
+    const summary = { out, files: result.plan.files.length, totalBytes: result.plan.totalBytes, seconds: result.seconds, written: flags.dryRun !== true, ...threadsJson(result.outcome), megatronFlags: result.flags, ...workerJson(flags.worker, result.outcome) };
     if (flags.json === true) {
       writeOut(JSON.stringify(summary, null, 2));
       return;
@@ -92,7 +92,7 @@ export async function runReshard(
     }
     writeOut(
       `${flags.dryRun === true ? "would write" : "wrote"} ${out}: ${result.plan.files.length} rank files, ${formatBytes(result.plan.totalBytes)}` +
-        `${flags.dryRun === true ? "" : ` in ${result.seconds.toFixed(2)} s`}`,
+        `${flags.dryRun === true ? "" : ` in ${result.seconds.toFixed(2)} s${threadsText(result.outcome)}`}`,
     );
   } finally {
     progress.stop();

@@ -13,3 +13,13 @@ export function workerLine(out: string, share: WorkerShare, outcome: WriteOutcom
 export function workerJson(share: WorkerShare | undefined, outcome: WriteOutcome | undefined): Record<string, unknown> {
   return share === undefined || outcome === undefined ? {} : { worker: formatShare(share), workersDone: outcome.workersDone, published: outcome.published };
 }
+
+/** How many threads wrote the rank files, for --json (absent when nothing was written). */
+export function threadsJson(outcome: WriteOutcome | undefined): Record<string, unknown> {
+  return outcome === undefined ? {} : { threads: outcome.threads };
+}
+
+/** ", in N threads" when more than one wrote the rank files. */
+export function threadsText(outcome: WriteOutcome | undefined): string {
+  return outcome === undefined || outcome.threads <= 1 ? "" : `, in ${outcome.threads} threads`;
+}

@@ -1,6 +1,7 @@
 import { buildPlan, type BuiltPlan, type TargetOptions } from "./build-plan.js";
 import { openHfModel } from "./hf-input.js";
 import { FLAGS_FILE, flagsFileOf, MANIFEST_FILE, manifestOf } from "./manifest.js";
+import { writerThreads } from "./write-threads.js";
 import type { ProgressListener } from "../engine/progress.js";
 import { writeMegatronCheckpoint, type WriteOutcome } from "../engine/write-megatron.js";
 import type { WorkerShare } from "../engine/worker-split.js";
@@ -15,6 +16,8 @@ export interface Hf2McoreOptions extends TargetOptions {
   readonly onProgress?: ProgressListener;
   /** Write only this worker's share of the rank files (`--worker I/N`). */
   readonly worker?: WorkerShare | undefined;
+  /** Write in worker threads too: true, false, or by default when they pay (commands/write-threads.ts). */
+  readonly threads?: boolean;
 }
 
 export interface Hf2McoreResult {
@@ -42,6 +45,7 @@ export async function hf2mcore(options: Hf2McoreOptions): Promise<Hf2McoreResult
       args: built.args,
       iteration: options.iteration,
       jobs: options.jobs,
+      threads: writerThreads(built.plan, options.jobs, options.threads, { kind: "hf", dir: model.dir }),
       force: options.force === true,
       checkFinite: options.checkFinite === true,
       extraFiles: new Map([

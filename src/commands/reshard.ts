@@ -2,6 +2,7 @@ import { argsFor, type TargetOptions } from "./build-plan.js";
 import { loadMegatronProfiles } from "./tables.js";
 import { openMcoreModel, type McoreInputOptions } from "./mcore-input.js";
 import { FLAGS_FILE, flagsFileOf, MANIFEST_FILE } from "./manifest.js";
+import { writerThreads } from "./write-threads.js";
 import type { ProgressListener } from "../engine/progress.js";
 import { writeMegatronCheckpoint, type WriteOutcome } from "../engine/write-megatron.js";
 import type { WorkerShare } from "../engine/worker-split.js";
@@ -23,6 +24,8 @@ export interface ReshardOptions extends TargetOptions {
   readonly onProgress?: ProgressListener;
   /** Write only this worker's share of the rank files (`--worker I/N`). */
   readonly worker?: WorkerShare | undefined;
+  /** Write in worker threads too: true, false, or by default when they pay (commands/write-threads.ts). */
+  readonly threads?: boolean;
 }
 
 /**
@@ -64,6 +67,7 @@ export async function reshard(options: ReshardOptions): Promise<{ plan: Conversi
         args,
         iteration: options.iteration,
         jobs: options.jobs,
+        threads: writerThreads(plan, options.jobs, options.threads, { kind: "mcore", dir: options.mcore, options: options.source ?? {} }),
         force: options.force === true,
         checkFinite: options.checkFinite === true,
         extraFiles: new Map([

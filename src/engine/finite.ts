@@ -40,9 +40,14 @@ export class FiniteScan {
   }
 
   throwIfAny(where: string): void {
-    if (this.bad.size > 0) {
-      throw new NonFiniteTensorsError(where, [...this.bad].map(([t, n]) => `${t}: ${n} non-finite value(s)`).sort());
-    }
+    throwIfNonFinite(where, [...this.bad]);
+  }
+}
+
+/** Fails naming every tensor label with NaN/Inf counted (from one scan or several threads' scans). */
+export function throwIfNonFinite(where: string, counts: readonly (readonly [string, number])[]): void {
+  if (counts.length > 0) {
+    throw new NonFiniteTensorsError(where, counts.map(([t, n]) => `${t}: ${n} non-finite value(s)`).sort());
   }
 }
 

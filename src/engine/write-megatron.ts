@@ -1,21 +1,19 @@
 import { createHash } from "node:crypto";
-import { mkdir, rename, writeFile } from "node:fs/promises";
-import { dirname, join, parse } from "node:path";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { writeAtomically } from "./atomic-dir.js";
+import { runJobs } from "./job-runner.js";
 import { runPool } from "./pool.js";
-import { partialName, writeSharedCheckpoint, type ShareOutcome } from "./shared-staging.js";
+import { writeSharedCheckpoint, type ShareOutcome } from "./shared-staging.js";
 import { dealByBytes, type WorkerShare } from "./worker-split.js";
-import { counted, noProgress, type ProgressListener } from "./progress.js";
+import { noProgress, type ProgressListener } from "./progress.js";
 import type { SourceSpace } from "./source-space.js";
-import { FiniteScan } from "./finite.js";
-import { BandPool, tensorBytes } from "./tensor-stream.js";
-import { writeTorchCheckpoint } from "../formats/torch/checkpoint-writer.js";
-import { TensorOut } from "../formats/torch/pickle/values.js";
+import { throwIfNonFinite } from "./finite.js";
+import { writeRankFile, type NonFiniteCounts, type RankFileJob, type RankFileSettings } from "./rank-file.js";
+import { rankFileRunners, type RankFileThreads } from "./rank-file-threads.js";
 import type { ArgValue } from "../megatron/args.js";
 import { rankFilePath, TRACKER_FILE, trackerContent } from "../megatron/checkpoint-layout.js";
-import { rankStateDict, type ModelChunk } from "../megatron/state-dict.js";
-import { rankFileBytes, type ConversionPlan, type PlannedEntry, type RankFilePlan } from "../mapping/plan.js";
-import { numelOf } from "../model/tensor.js";
+import { rankFileBytes, type ConversionPlan, type RankFilePlan } from "../mapping/plan.js";
 
 export interface WriteMegatronOptions {
   readonly out: string;
@@ -33,10 +31,15 @@ export interface WriteMegatronOptions {
   readonly checkFinite?: boolean;
   /** Write only this share of the rank files; the worker that completes the set publishes it. */
   readonly worker?: WorkerShare | undefined;
+  /** Write rank files in worker threads too (`jobs` of them at once in all); default: this thread only. */
+  readonly threads?: RankFileThreads | undefined;
 }
 
 /** Whether the checkpoint is now at `out`, and for a split run how many workers are done. */
-export type WriteOutcome = ShareOutcome;
+export type WriteOutcome = ShareOutcome & {
+  /** Threads that wrote rank files, this one included. */
+  readonly threads: number;
+};
 
 /** Top-level names of a Megatron output folder that megatron-convert writes. */
 export function isMegatronOutputName(name: string): boolean {
@@ -46,13 +49,16 @@ export function isMegatronOutputName(name: string): boolean {
 /** Writes every rank file of a plan into a staging folder, the tracker last, then moves it into place. */
 export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Promise<WriteOutcome> {
   const onProgress = options.onProgress ?? noProgress;
-  const finite = options.checkFinite === true ? new FiniteScan() : undefined;
   const share = options.worker !== undefined && options.worker.count > 1 ? options.worker : undefined;
   const files = share === undefined ? options.plan.files : filesOf(options.plan, share);
   onProgress({ kind: "plan", files: files.length, totalBytes: files.reduce((s, f) => s + rankFileBytes(f), 0) });
-  const writeFiles = async (staging: string, atomicEach: boolean) => {
-    await runPool(files, options.jobs, (file) => writeRankFile(options, staging, file, atomicEach, onProgress, finite));
-    finite?.throwIfAny(options.out);
+  const threads = threadsFor(options.threads, files.length);
+  const writeFiles = async (staging: string, atomic: boolean) => {
+    const jobs = files.map((file): RankFileJob => {
+      const relative = rankFilePath(file.rank, options.plan.layout, options.iteration);
+      return { file, relative, path: join(staging, relative), atomic };
+    });
+    throwIfNonFinite(options.out, await writeRankFiles(jobs, options, threads, onProgress));
   };
   const finish = async (staging: string) => {
     for (const [name, content] of options.extraFiles ?? []) {
@@ -61,7 +67,7 @@ export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Pr
     await writeFile(join(staging, TRACKER_FILE), trackerContent(options.iteration));
   };
   if (share !== undefined) {
-    return writeSharedCheckpoint({
+    const outcome = await writeSharedCheckpoint({
       out: options.out,
       share,
       fingerprint: fingerprintOf(options),
@@ -71,33 +77,43 @@ export async function writeMegatronCheckpoint(options: WriteMegatronOptions): Pr
       force: options.force === true,
       ours: isMegatronOutputName,
     });
+    return { ...outcome, threads: threads?.count ?? 1 };
   }
   await writeAtomically(options.out, async (staging) => {
     await writeFiles(staging, false);
     await finish(staging);
   }, { force: options.force === true, ours: isMegatronOutputName });
-  return { published: true, workersDone: 1 };
+  return { published: true, workersDone: 1, threads: threads?.count ?? 1 };
 }
 
-async function writeRankFile(
+/** The threads asked for, no more than files; undefined where that leaves this thread alone. */
+function threadsFor(threads: RankFileThreads | undefined, files: number): RankFileThreads | undefined {
+  const count = Math.min(threads?.count ?? 1, files);
+  return threads === undefined || count <= 1 ? undefined : { ...threads, count };
+}
+
+/** Writes the rank files, in this thread or spread over threads; the NaN/Inf counts they found. */
+async function writeRankFiles(
+  jobs: readonly RankFileJob[],
   options: WriteMegatronOptions,
-  staging: string,
-  file: RankFilePlan,
-  atomicEach: boolean,
+  threads: RankFileThreads | undefined,
   onProgress: ProgressListener,
-  finite?: FiniteScan,
-): Promise<void> {
-  const relative = rankFilePath(file.rank, options.plan.layout, options.iteration);
-  const path = join(staging, relative);
-  await mkdir(dirname(path), { recursive: true });
-  const iteration = options.iteration === "release" ? 0 : options.iteration;
-  const root = rankStateDict(options.args, chunksOf(file, options.space, relative, onProgress, finite), iteration);
-  // the archive folder inside the zip is named after the final file, as torch.save names it
-  await writeTorchCheckpoint(atomicEach ? partialName(path) : path, root, { prefix: parse(path).name });
-  if (atomicEach) {
-    await rename(partialName(path), path);
+): Promise<NonFiniteCounts> {
+  const settings: RankFileSettings = { args: options.args, iteration: options.iteration, checkFinite: options.checkFinite === true };
+  const found: (readonly [string, number])[] = [];
+  if (threads === undefined) {
+    await runPool(jobs, options.jobs, async (job) => {
+      found.push(...(await writeRankFile(job, settings, options.space, onProgress)));
+    });
+    return found;
   }
-  onProgress({ kind: "file-done", file: relative });
+  const runners = rankFileRunners(threads, Math.max(options.jobs, threads.count), settings, options.space, onProgress);
+  try {
+    await runJobs(jobs, runners, (counts) => found.push(...counts));
+  } finally {
+    await Promise.all(runners.map((r) => r.close()));
+  }
+  return found;
 }
 
 /** This worker's rank files: the plan's files dealt by size, the same deal in every worker. */
@@ -115,34 +131,4 @@ function fingerprintOf(options: WriteMegatronOptions): string {
   }));
   const args = [...options.args];
   return createHash("sha256").update(JSON.stringify({ layout: plan.layout, iteration: options.iteration, files, args, extra: [...(options.extraFiles ?? [])] })).digest("hex");
-}
-
-function chunksOf(file: RankFilePlan, space: SourceSpace, relative: string, onProgress: ProgressListener, finite?: FiniteScan): ModelChunk[] {
-  // One file's storages are written one after another, so they can share a ring of buffers.
-  const pool = new BandPool();
-  return file.models.map((model) => ({
-    key: model.key,
-    entries: model.entries.map((entry) => [entry.name, tensorOut(entry, space, pool, `${relative}:${model.key}/${entry.name}`, relative, onProgress, finite)] as const),
-  }));
-}
-
-function tensorOut(
-  entry: PlannedEntry,
-  space: SourceSpace,
-  pool: BandPool,
-  label: string,
-  relative: string,
-  onProgress: ProgressListener,
-  finite?: FiniteScan,
-): TensorOut | null {
-  if (entry.kind === "extra-state") {
-    return null;
-  }
-  const bytes = () => counted(tensorBytes(entry, space, { pool }), relative, onProgress);
-  const storage = {
-    dtype: entry.dtype,
-    numel: numelOf(entry.shape),
-    data: () => (finite === undefined ? bytes() : finite.scan(bytes(), entry.dtype, label)),
-  };
-  return new TensorOut(storage, entry.shape);
 }

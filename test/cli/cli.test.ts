@@ -118,6 +118,15 @@ describe("the command line", () => {
     }
   });
 
+  it("hf2mcore --json says how many threads wrote the rank files: at least one, at most --jobs", async () => {
+    const out = join(await makeTempDir(), "out");
+    const r = runCli(["hf2mcore", FIXTURE, out, "--tp", "2", "--ep", "2", "--jobs", "3", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as { written: boolean; threads: unknown };
+    expect(json.written).toBe(true);
+    expect([1, 2, 3]).toContain(json.threads);
+  });
+
   it("plans without writing, listing rank files and flags", () => {
     const r = runCli(["plan", FIXTURE, "--tp", "4", "--ep", "4", "--json"]);
     expect(r.code).toBe(0);

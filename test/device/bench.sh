@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run bench` on a bigger machine, plus how verify (worker threads) and hf2mcore (rank files
-# written at once) scale with --jobs.
+# written at once) scale with --jobs, and hf2mcore in one thread against threads.
 # Needs node >= 20 on PATH (or NODE_XZ=path to an xz-compressed node binary), dist/ built and
 # production node_modules (NODE_MODULES=path to link). Env: RESULTS (default $OUT or ./bench-results),
 # BENCH_SIZES (default 1GiB,4GiB), BENCH_REPEAT (default 2), BENCH_CACHE (warm or cold, default warm),
@@ -33,6 +33,18 @@ mkdir -p "$RESULTS"
     rm -rf "$WORK/tp4ep4"
     TIMEFORMAT="hf2mcore TP4 EP4 --jobs $jobs: %R s"
     time node bin/megatron-convert.js hf2mcore "$WORK/hf" "$WORK/tp4ep4" --tp 4 --ep 4 --jobs "$jobs" --quiet >/dev/null
+  done
+  # the same in one thread against threads (the default where there are more than 2 CPUs), alternating
+  for round in 1 2; do
+    for threads in false undefined; do
+      rm -rf "$WORK/tp4ep4"
+      TIMEFORMAT="hf2mcore TP4 EP4 --jobs 8, threads $threads: %R s"
+      time node --input-type=module -e "
+        const { hf2mcore } = await import('./dist/commands/convert.js');
+        const { targetFrom } = await import('./dist/cli/layout-options.js');
+        const r = await hf2mcore({ ...targetFrom({ tp: 4, ep: 4 }), hf: '$WORK/hf', out: '$WORK/tp4ep4', jobs: 8, threads: $threads });
+        console.log('threads used:', r.outcome.threads);"
+    done
   done
   TIMEFORMAT="copy: %R s"; time node dist/bench/io-baseline.js copy "$WORK/copy" "$WORK/hf" >/dev/null
   echo "bytes: hf $(du -sb "$WORK/hf" | cut -f1), tp4ep4 $(du -sb "$WORK/tp4ep4" | cut -f1)"

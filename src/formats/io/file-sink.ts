@@ -13,9 +13,35 @@ const DIRECT_BYTES = 2 << 20;
  * dirty_background_ratio, 10% of memory by default) and the disk idles while we compute.
  */
 const BACKGROUND_SYNC_BYTES = 64 << 20;
-/** Background flushes in flight at once, process-wide: each holds a libuv pool thread (4 by default). */
+/**
+ * Background flushes in flight at once, process-wide: each holds a libuv pool thread (4 by
+ * default, shared by all of a process's threads), and the writes need the others.
+ */
 const MAX_BACKGROUND_SYNCS = 2;
-let backgroundSyncs = 0;
+/** Flushes in flight; worker threads that write count in the same one (shareBackgroundSyncs). */
+let backgroundSyncs = new Int32Array(new SharedArrayBuffer(4));
+
+/** The flush count of this thread, to hand to a worker thread's shareBackgroundSyncs. */
+export function backgroundSyncCounter(): SharedArrayBuffer {
+  return backgroundSyncs.buffer as SharedArrayBuffer;
+}
+
+/** Counts this thread's background flushes in another thread's counter (backgroundSyncCounter). */
+export function shareBackgroundSyncs(counter: SharedArrayBuffer): void {
+  backgroundSyncs = new Int32Array(counter);
+}
+
+function takeSyncSlot(): boolean {
+  for (;;) {
+    const inFlight = Atomics.load(backgroundSyncs, 0);
+    if (inFlight >= MAX_BACKGROUND_SYNCS) {
+      return false;
+    }
+    if (Atomics.compareExchange(backgroundSyncs, 0, inFlight, inFlight + 1) === inFlight) {
+      return true;
+    }
+  }
+}
 
 /** Coalescing buffers of closed sinks, kept warm for the next file (no fresh page faults). */
 const spare: Uint8Array[] = [];
@@ -107,10 +133,10 @@ export class FileSink {
 
   /** Starts a background datasync when enough bytes were written since the last one. */
   private maybeSyncInBackground(): void {
-    if (this.syncing !== undefined || this.written - this.syncedTo < BACKGROUND_SYNC_BYTES || backgroundSyncs >= MAX_BACKGROUND_SYNCS) {
+    if (this.syncing !== undefined || this.written - this.syncedTo < BACKGROUND_SYNC_BYTES || !takeSyncSlot()) {
       return;
     }
-    backgroundSyncs++;
+    const counter = backgroundSyncs;
     this.syncedTo = this.written;
     this.syncing = this.handle
       .datasync()
@@ -118,7 +144,7 @@ export class FileSink {
         this.syncError ??= cause;
       })
       .finally(() => {
-        backgroundSyncs--;
+        Atomics.sub(counter, 0, 1);
         this.syncing = undefined;
       });
   }
