@@ -1,7 +1,7 @@
 import type { ByteCheck, WholeTensorCheck } from "./byte-checks.js";
 import { compareTensor, newComparePools, type ComparePools } from "./compare-tensor.js";
 import { checkSource, type CompareBuffers, type PieceDifference } from "./compare-source.js";
-import { RankFiles } from "./rank-files.js";
+import { OpenFiles } from "./open-files.js";
 import { InputChangedError } from "./byte-compare.js";
 import { inThisThread, type JobRunner } from "../engine/job-runner.js";
 import type { SourceSpace } from "../engine/source-space.js";
@@ -19,13 +19,13 @@ export type ByteChecker = JobRunner<ByteCheck, PieceDifference[]>;
  */
 export interface ByteCheckContext {
   readonly space: SourceSpace;
-  readonly files: RankFiles;
+  readonly files: OpenFiles;
   readonly buffers: CompareBuffers;
   readonly pools: ComparePools;
 }
 
 export function newByteCheckContext(space: SourceSpace): ByteCheckContext {
-  return { space, files: new RankFiles(), buffers: {}, pools: newComparePools() };
+  return { space, files: new OpenFiles(), buffers: {}, pools: newComparePools() };
 }
 
 /** Runs one byte check with `context`. */

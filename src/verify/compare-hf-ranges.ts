@@ -1,19 +1,36 @@
-import { asBuffer, firstDifference, InputChangedError, readStored } from "./byte-compare.js";
+import { asBuffer, firstDifference, readStored } from "./byte-compare.js";
+import { OpenFiles } from "./open-files.js";
 import type { Opened } from "../engine/worker-pool.js";
-import { openSafetensorsFolder, type SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
-import { dtypeBytes, formatShape, type StoredTensor } from "../model/tensor.js";
+import { dtypeBytes, formatShape, type Dtype, type StoredTensor } from "../model/tensor.js";
 
 /**
  * The byte comparison of two HF folders, cut into jobs that any thread can run: each job is a run
  * of byte ranges of tensors that both folders hold with the same dtype and shape (compare-hf.ts
- * checks that first). This thread and worker threads (compare-hf-worker.ts) run them alike.
+ * checks that first). A range carries where its bytes lie in both folders, so the threads that
+ * compare read no header: this thread and worker threads (compare-hf-worker.ts) run them alike.
  */
 
-/** Bytes `from`..`to` of the tensor `name`, in both folders. */
+/** Where a tensor's bytes lie in one folder: its shard and the absolute offset of its data. */
+export interface StoredAt {
+  readonly file: string;
+  readonly dataOffset: number;
+}
+
+/** Bytes `from`..`to` of the tensor `name` (of `dtype` and `shape`), in both folders. */
 export interface TensorRange {
   readonly name: string;
   readonly from: number;
   readonly to: number;
+  readonly dtype: Dtype;
+  readonly shape: readonly number[];
+  readonly left: StoredAt;
+  readonly right: StoredAt;
+}
+
+/** A tensor both folders hold with the same dtype and shape. */
+export interface TensorPair {
+  readonly left: StoredTensor;
+  readonly right: StoredTensor;
 }
 
 /** Ranges compared in one go, in the first folder's file order. */
@@ -33,11 +50,11 @@ export interface CompareJobResult {
 }
 
 /**
- * Cuts `tensors` (in order) into jobs of about `jobBytes`: small tensors go together, a larger
+ * Cuts `pairs` (in order) into jobs of about `jobBytes`: small tensors go together, a larger
  * one is cut into ranges of `jobBytes`, a job each, so that threads share even a single large
  * tensor and finish close together.
  */
-export function planCompareJobs(tensors: readonly { readonly name: string; readonly byteLength: number }[], jobBytes: number): CompareJob[] {
+export function planCompareJobs(pairs: readonly TensorPair[], jobBytes: number): CompareJob[] {
   const jobs: CompareJob[] = [];
   let current: TensorRange[] = [];
   let currentBytes = 0;
@@ -48,15 +65,16 @@ export function planCompareJobs(tensors: readonly { readonly name: string; reado
       currentBytes = 0;
     }
   };
-  for (const { name, byteLength } of tensors) {
+  for (const pair of pairs) {
+    const { byteLength } = pair.left;
     if (byteLength > jobBytes) {
       flush();
       for (let from = 0; from < byteLength; from += jobBytes) {
-        jobs.push([{ name, from, to: Math.min(byteLength, from + jobBytes) }]);
+        jobs.push([rangeOf(pair, from, Math.min(byteLength, from + jobBytes))]);
       }
       continue;
     }
-    current.push({ name, from: 0, to: byteLength });
+    current.push(rangeOf(pair, 0, byteLength));
     currentBytes += byteLength;
     if (currentBytes >= jobBytes) {
       flush();
@@ -64,6 +82,11 @@ export function planCompareJobs(tensors: readonly { readonly name: string; reado
   }
   flush();
   return jobs;
+}
+
+function rangeOf({ left, right }: TensorPair, from: number, to: number): TensorRange {
+  const at = (t: StoredTensor): StoredAt => ({ file: t.file, dataOffset: t.dataOffset });
+  return { name: left.name, from, to, dtype: left.dtype, shape: left.shape, left: at(left), right: at(right) };
 }
 
 /**
@@ -74,37 +97,27 @@ export function planCompareJobs(tensors: readonly { readonly name: string; reado
  */
 const CHUNK_BYTES = 1 << 20;
 
-/** What one thread compares with: both folders, opened, and its two buffers. */
-export interface FolderPair {
-  readonly left: SafetensorsCheckpoint;
-  readonly right: SafetensorsCheckpoint;
+/** What one thread compares with: the shards it opened so far, and its two buffers. */
+export interface CompareContext {
+  readonly files: OpenFiles;
   readonly buffers: { readonly left: Uint8Array; readonly right: Uint8Array };
 }
 
-/** Opens both folders (headers only) for one thread's comparisons. */
-export async function openFolderPair(a: string, b: string): Promise<Opened<FolderPair>> {
-  const left = await openSafetensorsFolder(a);
-  const right = await openSafetensorsFolder(b).catch(async (error: unknown) => {
-    await left.close();
-    throw error;
-  });
-  const buffers = { left: new Uint8Array(CHUNK_BYTES), right: new Uint8Array(CHUNK_BYTES) };
+/** One thread's comparison context; shards open on first use. */
+export function openCompareContext(): Opened<CompareContext> {
+  const files = new OpenFiles();
   return {
-    context: { left, right, buffers },
-    close: async () => {
-      await Promise.all([left.close(), right.close()]);
-    },
+    context: { files, buffers: { left: new Uint8Array(CHUNK_BYTES), right: new Uint8Array(CHUNK_BYTES) } },
+    close: () => files.close(),
   };
 }
 
-/** Runs one job with one thread's folders and buffers. */
-export async function runCompareJob(job: CompareJob, pair: FolderPair): Promise<CompareJobResult> {
+/** Runs one job with one thread's files and buffers. */
+export async function runCompareJob(job: CompareJob, context: CompareContext): Promise<CompareJobResult> {
   let bytes = 0;
   const differences: RangeDifference[] = [];
   for (const range of job) {
-    const l = tensorIn(pair.left, range.name);
-    const r = tensorIn(pair.right, range.name);
-    const found = await compareRange(pair, l, r, range);
+    const found = await context.files.holding([range.left.file, range.right.file], () => compareRange(context, range));
     bytes += found.bytes;
     if (found.difference !== undefined) {
       differences.push(found.difference);
@@ -113,36 +126,20 @@ export async function runCompareJob(job: CompareJob, pair: FolderPair): Promise<
   return { bytes, differences };
 }
 
-function tensorIn(folder: SafetensorsCheckpoint, name: string): StoredTensor {
-  const tensor = folder.tensors.get(name);
-  if (tensor === undefined) {
-    throw new InputChangedError(folder.location, name, "folder");
-  }
-  return tensor;
-}
-
 /** Compares a range chunk by chunk; its first differing element, named by its index. */
-async function compareRange(
-  { left, right, buffers }: FolderPair,
-  l: StoredTensor,
-  r: StoredTensor,
-  { name, from, to }: TensorRange,
-): Promise<{ bytes: number; difference?: RangeDifference }> {
-  if (to > l.byteLength || to > r.byteLength) {
-    throw new InputChangedError(to > l.byteLength ? left.location : right.location, name, "folder");
-  }
-  const [leftSource, rightSource] = [left.sourceOf(l), right.sourceOf(r)];
+async function compareRange({ files, buffers }: CompareContext, range: TensorRange): Promise<{ bytes: number; difference?: RangeDifference }> {
+  const { name, from, to, left, right } = range;
   for (let at = from; at < to; at += CHUNK_BYTES) {
     const n = Math.min(CHUNK_BYTES, to - at);
     // both at once: reads that go to the thread pool (a cold cache) overlap
     const [x, y] = await Promise.all([
-      readStored(leftSource, l.dataOffset + at, buffers.left.subarray(0, n)),
-      readStored(rightSource, r.dataOffset + at, buffers.right.subarray(0, n)),
+      files.with(left.file, (source) => readStored(source, left.dataOffset + at, buffers.left.subarray(0, n))),
+      files.with(right.file, (source) => readStored(source, right.dataOffset + at, buffers.right.subarray(0, n))),
     ]);
     const differs = firstDifference(asBuffer(x), 0, y, 0, n);
     if (differs < n) {
-      const element = Math.floor((at + differs) / dtypeBytes(l.dtype));
-      const problem = `bytes differ from element ${element} (index ${formatShape(elementIndex(element, l.shape))})`;
+      const element = Math.floor((at + differs) / dtypeBytes(range.dtype));
+      const problem = `bytes differ from element ${element} (index ${formatShape(elementIndex(element, range.shape))})`;
       return { bytes: at + differs - from, difference: { name, element, problem } };
     }
   }

@@ -1,13 +1,12 @@
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import { openFolderPair, planCompareJobs, runCompareJob, type CompareJob, type CompareJobResult, type RangeDifference } from "./compare-hf-ranges.js";
-import type { CompareHfWorkerData } from "./compare-hf-worker.js";
+import { openCompareContext, planCompareJobs, runCompareJob, type CompareJob, type CompareJobResult, type RangeDifference, type TensorPair } from "./compare-hf-ranges.js";
 import { MAX_REPORTED_DIFFERENCES, type Difference, type ExactReport } from "./report.js";
 import { inThisThread, runJobs, type JobRunner } from "../engine/job-runner.js";
 import { threadCount } from "../engine/thread-count.js";
 import { WorkerPool, workerScriptExists } from "../engine/worker-pool.js";
-import type { SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
-import { formatShape, sameShape, type StoredTensor } from "../model/tensor.js";
+import { openSafetensorsFolder, type SafetensorsCheckpoint } from "../formats/safetensors/folder.js";
+import { formatShape, sameShape } from "../model/tensor.js";
 
 export interface CompareHfOptions {
   /** Threads that compare at once, this one included (--jobs); default: one per CPU. */
@@ -29,7 +28,7 @@ const JOBS_QUEUED_PER_THREAD = 2;
 
 /**
  * On one or two CPUs, the bytes (both folders) below which this thread compares alone. A worker
- * starts in about 0.1 s of CPU (its modules and both folders' headers), which the comparison must
+ * starts in about 0.1 s of CPU (its modules; it reads no header), which the comparison must
  * win back on a core it shares. 2 vCPUs, warm, two threads against one (alternating runs): 1.15-1.65
  * against 1.62-2.00 s on the bench's 4.2 GiB model (9.2 GB), 0.42-0.58 against 0.52-0.68 s on its
  * 1.1 GiB one (2.3 GB), even at 1.2 GB (0.33-0.46 against 0.36-0.47 s), and slower at 0.6 GB
@@ -43,13 +42,19 @@ const WORKER_SCRIPT = fileURLToPath(new URL("./compare-hf-worker.js", import.met
 /** Two HF folders hold the same tensors, names, dtypes, shapes and bytes (e.g. after hf -> mcore -> hf). */
 export async function compareHfFolders(a: string, b: string, options: CompareHfOptions = {}): Promise<ExactReport> {
   const started = performance.now();
-  const opened = await openFolderPair(a, b);
-  const runners: JobRunner<CompareJob, CompareJobResult>[] = [inThisThread(opened.context, runCompareJob, () => opened.close())];
+  const left = await openSafetensorsFolder(a);
+  const right = await openSafetensorsFolder(b).catch(async (error: unknown) => {
+    await left.close();
+    throw error;
+  });
+  // the comparing threads open the shards themselves, by the paths in their jobs
+  await Promise.all([left.close(), right.close()]);
+  const here = openCompareContext();
+  const runners: JobRunner<CompareJob, CompareJobResult>[] = [inThisThread(here.context, runCompareJob, () => here.close())];
   try {
-    const { left, right } = opened.context;
     const { differences, comparable } = unmatched(left, right, a, b);
     const jobs = planCompareJobs(comparable, options.jobBytes ?? JOB_BYTES);
-    const bytesBothSides = 2 * comparable.reduce((sum, t) => sum + t.byteLength, 0);
+    const bytesBothSides = 2 * comparable.reduce((sum, t) => sum + t.left.byteLength, 0);
     const threads = workerScriptExists(WORKER_SCRIPT)
       ? threadCount({
           jobs: options.jobs ?? availableParallelism(),
@@ -62,7 +67,7 @@ export async function compareHfFolders(a: string, b: string, options: CompareHfO
       : 1;
     if (threads > 1) {
       runners.push(
-        new WorkerPool<CompareJob, CompareJobResult>(WORKER_SCRIPT, { a, b } satisfies CompareHfWorkerData, threads - 1, {
+        new WorkerPool<CompareJob, CompareJobResult>(WORKER_SCRIPT, {}, threads - 1, {
           name: "verify",
           doing: (job) => `comparing ${job.map((r) => r.name).join(", ")}`,
           queuedPerThread: JOBS_QUEUED_PER_THREAD,
@@ -112,7 +117,7 @@ function unmatched(
   right: SafetensorsCheckpoint,
   a: string,
   b: string,
-): { differences: Difference[]; comparable: StoredTensor[] } {
+): { differences: Difference[]; comparable: TensorPair[] } {
   const differences: Difference[] = [];
   for (const [one, other, oneName, otherName] of [[left, right, a, b], [right, left, b, a]] as const) {
     for (const name of one.tensors.keys()) {
@@ -121,13 +126,14 @@ function unmatched(
       }
     }
   }
-  const comparable = [...left.tensors.values()].filter((l) => {
+  const comparable: TensorPair[] = [];
+  for (const l of left.tensors.values()) {
     const r = right.tensors.get(l.name);
     if (r !== undefined && (l.dtype !== r.dtype || !sameShape(l.shape, r.shape))) {
       differences.push({ file: b, key: l.name, hfTensors: [l.name], problem: `${r.dtype} ${formatShape(r.shape)}; expected ${l.dtype} ${formatShape(l.shape)}` });
-      return false;
+    } else if (r !== undefined) {
+      comparable.push({ left: l, right: r });
     }
-    return r !== undefined;
-  });
+  }
   return { differences, comparable };
 }

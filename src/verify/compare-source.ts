@@ -6,7 +6,7 @@ import type { SourceCheck, StoredPiece } from "./byte-checks.js";
 import { asBuffer, firstDifference, readStored } from "./byte-compare.js";
 import { STORED_CHUNK_BYTES } from "./compare-tensor.js";
 import { differingElement } from "./locate.js";
-import type { RankFiles } from "./rank-files.js";
+import type { OpenFiles } from "./open-files.js";
 
 /**
  * HF rows read at once (and stored bytes, STORED_CHUNK_BYTES). A positional read from the page
@@ -64,7 +64,7 @@ export interface CompareBuffers {
  * overlaps, read from the rank files. Reports one difference per stored tensor, at its lowest
  * differing element among these pieces (in these rows).
  */
-export async function checkSource(check: SourceCheck, space: SourceSpace, files: RankFiles, buffers: CompareBuffers): Promise<PieceDifference[]> {
+export async function checkSource(check: SourceCheck, space: SourceSpace, files: OpenFiles, buffers: CompareBuffers): Promise<PieceDifference[]> {
   const { dtype: sourceDtype, view } = space.describe(check.source);
   for (const { stored } of check.pieces) {
     if (!canCast(sourceDtype, stored.tensor.dtype)) {
@@ -133,7 +133,7 @@ async function comparePieceRows(
   first: number,
   count: number,
   expected: ExpectedRows,
-  files: RankFiles,
+  files: OpenFiles,
   buffers: CompareBuffers,
 ): Promise<PieceDifference | undefined> {
   const itemSize = dtypeBytes(tensor.dtype);

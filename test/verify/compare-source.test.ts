@@ -7,7 +7,7 @@ import { column, replicated, row, vocab, type ShardPiece } from "../../src/mappi
 import { byteLengthOf, dtypeBytes, type Dtype, type TensorSpec } from "../../src/model/tensor.js";
 import { planByteChecks, type SourceCheck, type StoredBytes } from "../../src/verify/byte-checks.js";
 import { checkSource, LowestDifferences, type CompareBuffers, type PieceDifference } from "../../src/verify/compare-source.js";
-import { RankFiles } from "../../src/verify/rank-files.js";
+import { OpenFiles } from "../../src/verify/open-files.js";
 import { collect, MemorySpace, seededBytes } from "../support/memory-space.js";
 import { flipByte } from "../support/flip-byte.js";
 import { makeTempDir } from "../support/tmpdir.js";
@@ -60,7 +60,7 @@ async function scene(hf: TensorSpec, shards: readonly ShardPiece[], dtype: Dtype
 async function check(s: Scene): Promise<{ differences: Awaited<ReturnType<typeof checkSource>>; bytesRead: number }> {
   const checks = planByteChecks(s.stored);
   expect(checks.map((c) => c.kind)).toEqual(["source"]);
-  const files = new RankFiles();
+  const files = new OpenFiles();
   const buffers: CompareBuffers = {};
   try {
     s.space.bytesRead = 0;
@@ -75,7 +75,7 @@ async function check(s: Scene): Promise<{ differences: Awaited<ReturnType<typeof
 async function checkInWindows(s: Scene, maxBytes: number): Promise<{ windows: number; differences: PieceDifference[]; bytesRead: number }> {
   const checks = planByteChecks(s.stored, { maxCheckBytes: maxBytes }) as SourceCheck[];
   const found = new LowestDifferences();
-  const files = new RankFiles();
+  const files = new OpenFiles();
   try {
     s.space.bytesRead = 0;
     for (const c of checks) {

@@ -2,15 +2,15 @@ import type { ByteSource } from "../formats/io/byte-source.js";
 import { FileSource } from "../formats/io/file-source.js";
 
 /**
- * Rank files one thread keeps open beyond those in use. Checking by HF tensor touches the files
+ * Files one thread keeps open beyond those in use. Checking by HF tensor touches the rank files
  * that hold its pieces (TP x EP of them for a dense weight), all held open while it is checked;
  * between checks the least recently used are closed down to this many, since a checkpoint may
- * have hundreds of ranks and a machine up to one thread per CPU.
+ * have hundreds of ranks (or an HF folder hundreds of shards) and a machine up to one thread per CPU.
  */
 const MAX_IDLE_OPEN = 64;
 
-/** Rank files opened on first use and kept open. */
-export class RankFiles {
+/** Files (rank files, HF shards) opened on first use and kept open. */
+export class OpenFiles {
   private readonly open = new Map<string, { readonly source: Promise<ByteSource>; users: number }>();
   private readonly closing = new Set<Promise<void>>();
 
