@@ -77,6 +77,23 @@ describe("rank files written in worker threads", () => {
     expect(progressOf(events.one).done).toHaveLength(8);
   });
 
+  it("a split run (--worker I/N) writes each share in threads, and the last share publishes the same checkpoint", async () => {
+    const { hf2mcore, targetFrom } = await built();
+    const dir = await makeTempDir();
+    const target = targetFrom({ tp: 2, pp: 2, ep: 2 });
+    await hf2mcore({ ...target, hf: FIXTURE, out: join(dir, "whole"), jobs: 2, threads: false });
+    const first = await hf2mcore({ ...target, hf: FIXTURE, out: join(dir, "split"), jobs: 2, threads: true, worker: { index: 0, count: 2 } });
+    expect([first.outcome?.published, first.outcome?.threads]).toEqual([false, 2]);
+    expect(existsSync(join(dir, "split"))).toBe(false);
+    const last = await hf2mcore({ ...target, hf: FIXTURE, out: join(dir, "split"), jobs: 2, threads: true, worker: { index: 1, count: 2 } });
+    expect([last.outcome?.published, last.outcome?.threads]).toEqual([true, 2]);
+    const [a, b] = [await filesOf(join(dir, "whole")), await filesOf(join(dir, "split"))];
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    for (const [name, bytes] of a) {
+      expect(b.get(name)?.equals(bytes), name).toBe(true);
+    }
+  });
+
   it("reshard writes the same bytes as one thread", async () => {
     const { hf2mcore, reshard, targetFrom } = await built();
     const dir = await makeTempDir();
