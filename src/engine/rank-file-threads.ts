@@ -39,19 +39,20 @@ export interface OpenedSpace {
 }
 
 /**
- * Runners for `jobs` rank files at once: this thread and threads.count - 1 workers, each writing
- * its share of them at once (the first takes the remainder).
+ * Runners for `jobs` rank files at once: this thread alone (threads undefined), or this thread and
+ * threads.count - 1 workers, each writing its share of them at once (this one takes the remainder).
  */
 export function rankFileRunners(
-  threads: RankFileThreads,
+  threads: RankFileThreads | undefined,
   jobs: number,
   settings: RankFileSettings,
   space: SourceSpace,
   onProgress: ProgressListener,
 ): JobRunner<RankFileJob, NonFiniteCounts>[] {
-  const each = Math.max(1, Math.floor(jobs / threads.count));
-  const here = inThisThread(space, (job: RankFileJob, s: SourceSpace) => writeRankFile(job, settings, s, onProgress), async () => undefined, Math.max(1, jobs - each * (threads.count - 1)));
-  if (threads.count <= 1) {
+  const count = threads?.count ?? 1;
+  const each = Math.max(1, Math.floor(jobs / count));
+  const here = inThisThread(space, (job: RankFileJob, s: SourceSpace) => writeRankFile(job, settings, s, onProgress), async () => undefined, Math.max(1, jobs - each * (count - 1)));
+  if (threads === undefined || count <= 1) {
     return [here];
   }
   const data: RankFileWorkerData<unknown> = { source: threads.source, settings, syncCounter: backgroundSyncCounter() };

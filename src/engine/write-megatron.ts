@@ -3,13 +3,12 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeAtomically } from "./atomic-dir.js";
 import { runJobs } from "./job-runner.js";
-import { runPool } from "./pool.js";
 import { writeSharedCheckpoint, type ShareOutcome } from "./shared-staging.js";
 import { dealByBytes, type WorkerShare } from "./worker-split.js";
 import { noProgress, type ProgressListener } from "./progress.js";
 import type { SourceSpace } from "./source-space.js";
 import { throwIfNonFinite } from "./finite.js";
-import { writeRankFile, type NonFiniteCounts, type RankFileJob, type RankFileSettings } from "./rank-file.js";
+import type { NonFiniteCounts, RankFileJob, RankFileSettings } from "./rank-file.js";
 import { rankFileRunners, type RankFileThreads } from "./rank-file-threads.js";
 import type { ArgValue } from "../megatron/args.js";
 import { rankFilePath, TRACKER_FILE, trackerContent } from "../megatron/checkpoint-layout.js";
@@ -101,13 +100,7 @@ async function writeRankFiles(
 ): Promise<NonFiniteCounts> {
   const settings: RankFileSettings = { args: options.args, iteration: options.iteration, checkFinite: options.checkFinite === true };
   const found: (readonly [string, number])[] = [];
-  if (threads === undefined) {
-    await runPool(jobs, options.jobs, async (job) => {
-      found.push(...(await writeRankFile(job, settings, options.space, onProgress)));
-    });
-    return found;
-  }
-  const runners = rankFileRunners(threads, Math.max(options.jobs, threads.count), settings, options.space, onProgress);
+  const runners = rankFileRunners(threads, options.jobs, settings, options.space, onProgress);
   try {
     await runJobs(jobs, runners, (counts) => found.push(...counts));
   } finally {
