@@ -1,8 +1,9 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { writeBigModel } from "../support/big-model.js";
 import { FIXTURE, runCli } from "../support/run-cli.js";
@@ -18,12 +19,19 @@ async function treeHash(dir: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** Starts a conversion, sends `signal` once the first rank file is done, returns how it ended. */
-function interrupted(hf: string, out: string, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+/**
+ * Starts a conversion, sends `signal` once the first rank file is done, returns how it ended.
+ * `nodeArgs` go before the CLI (a preload).
+ */
+function interrupted(
+  hf: string,
+  out: string,
+  signal: NodeJS.Signals,
+  { jobs = 1, nodeArgs = [] }: { jobs?: number; nodeArgs?: readonly string[] } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(REPO, "bin", "megatron-convert.js"), "hf2mcore", hf, out, "--tp", "4", "--ep", "8", "--jobs", "1"], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const args = [...nodeArgs, join(REPO, "bin", "megatron-convert.js"), "hf2mcore", hf, out, "--tp", "4", "--ep", "8", "--jobs", String(jobs)];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     let sent = false;
     child.stderr.on("data", (d: Buffer) => {
@@ -56,6 +64,36 @@ describe("interruptions leave nothing that looks like a checkpoint, and a rerun 
       expect(await treeHash(hf)).toBe(before);
     });
   }
+
+  it("SIGINT while worker threads write rank files: exit 130, and no thread leaves a file behind", async () => {
+    const dir = await makeTempDir();
+    const hf = await writeBigModel(join(dir, "hf"));
+    // a machine of 8 CPUs, as the CLI sees it: rank files are written in threads by default there
+    const preload = join(await makeTempDir(), "eight-cpus.mjs");
+    await writeFile(
+      preload,
+      `import os from "node:os";
+import { syncBuiltinESMExports } from "node:module";
+os.availableParallelism = () => 8;
+syncBuiltinESMExports();
+`,
+    );
+    const nodeArgs = ["--import", pathToFileURL(preload).href];
+    const whole = spawnSync(process.execPath, [...nodeArgs, join(REPO, "bin", "megatron-convert.js"), "hf2mcore", hf, join(dir, "whole"), "--tp", "4", "--ep", "8", "--jobs", "4", "--json"], {
+      encoding: "utf8",
+    });
+    expect(whole.status, whole.stderr).toBe(0);
+    expect((JSON.parse(whole.stdout) as { threads: number }).threads).toBe(4);
+    await rm(join(dir, "whole"), { recursive: true });
+    const r = await interrupted(hf, join(dir, "out"), "SIGINT", { jobs: 4, nodeArgs });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toContain("interrupted by SIGINT; nothing was left in the output folder");
+    expect(r.stderr).not.toContain("thread failed");
+    expect(await leftovers(dir)).toEqual([]);
+    // files that threads might still have been creating would show up late
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await leftovers(dir)).toEqual([]);
+  });
 
   it("SIGKILL: the stale staging folder and lock are cleaned by the rerun, which verifies", async () => {
     const dir = await makeTempDir();
