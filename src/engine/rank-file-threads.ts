@@ -39,8 +39,9 @@ export interface OpenedSpace {
 }
 
 /**
- * Runners for `jobs` rank files at once: this thread alone (threads undefined), or this thread and
- * threads.count - 1 workers, each writing its share of them at once (this one takes the remainder).
+ * Runners for `jobs` rank files at once (no more than there are files): this thread alone
+ * (threads undefined), or this thread and threads.count - 1 workers, each writing its share of
+ * them at once; this one, which also takes the workers' messages, the smallest share.
  */
 export function rankFileRunners(
   threads: RankFileThreads | undefined,
@@ -50,11 +51,12 @@ export function rankFileRunners(
   onProgress: ProgressListener,
 ): JobRunner<RankFileJob, NonFiniteCounts>[] {
   const count = threads?.count ?? 1;
-  const each = Math.max(1, Math.floor(jobs / count));
-  const here = inThisThread(space, (job: RankFileJob, s: SourceSpace) => writeRankFile(job, settings, s, onProgress), async () => undefined, Math.max(1, jobs - each * (count - 1)));
+  const mine = Math.max(1, Math.floor(jobs / count));
+  const here = inThisThread(space, (job: RankFileJob, s: SourceSpace) => writeRankFile(job, settings, s, onProgress), async () => undefined, mine);
   if (threads === undefined || count <= 1) {
     return [here];
   }
+  const each = Math.max(1, Math.ceil((jobs - mine) / (count - 1)));
   const data: RankFileWorkerData<unknown> = { source: threads.source, settings, syncCounter: backgroundSyncCounter() };
   const pool = new WorkerPool<RankFileJob, NonFiniteCounts>(threads.script, data, threads.count - 1, {
     name: "write",
@@ -82,26 +84,21 @@ export function serveRankFiles<Source>(port: MessagePort, data: RankFileWorkerDa
 /** Bytes sent on when this many have added up (or the file is done): fewer messages than chunks. */
 const PROGRESS_BYTES = 16 << 20;
 
-/** A progress listener that sends events on in batches of bytes, each file's rest with its end. */
+/** One rank file's progress listener that sends its bytes on in batches, the rest with its end. */
 function batched(send: (event: ProgressEvent) => void): ProgressListener {
-  const pending = new Map<string, number>();
+  let pending = 0;
   return (event) => {
     if (event.kind === "bytes") {
-      const bytes = (pending.get(event.file) ?? 0) + event.bytes;
-      if (bytes < PROGRESS_BYTES) {
-        pending.set(event.file, bytes);
-        return;
+      pending += event.bytes;
+      if (pending >= PROGRESS_BYTES) {
+        send({ kind: "bytes", file: event.file, bytes: pending });
+        pending = 0;
       }
-      pending.delete(event.file);
-      send({ kind: "bytes", file: event.file, bytes });
       return;
     }
-    if (event.kind === "file-done") {
-      const bytes = pending.get(event.file);
-      pending.delete(event.file);
-      if (bytes !== undefined) {
-        send({ kind: "bytes", file: event.file, bytes });
-      }
+    if (event.kind === "file-done" && pending > 0) {
+      send({ kind: "bytes", file: event.file, bytes: pending });
+      pending = 0;
     }
     send(event);
   };

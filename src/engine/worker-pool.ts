@@ -73,12 +73,16 @@ interface Pending<Result> {
 
 /** Pools whose threads run (made and not yet closed), for stopAllWorkerThreads. */
 const livePools = new Set<{ stop(): void }>();
+/** Set by stopAllWorkerThreads: a pool made after it is stopped at once. */
+let allStopped = false;
 
 /**
- * Ends every worker thread now (on SIGINT/SIGTERM, before the partial output is removed), so that
- * none goes on creating files; their jobs are left unanswered, since the process is about to exit.
+ * Ends every worker thread now, and any pool made later at once (on SIGINT/SIGTERM, before the
+ * partial output is removed), so that none goes on creating files; their jobs are left
+ * unanswered, since the process is about to exit.
  */
 export function stopAllWorkerThreads(): void {
+  allStopped = true;
   for (const pool of livePools) {
     pool.stop();
   }
@@ -118,6 +122,9 @@ export class WorkerPool<Job, Result> implements JobRunner<Job, Result> {
           this.failAll(new Error(`internal: a ${options.name} worker thread exited with code ${code}${this.closing ? "" : " before it was asked to"}`), worker);
         }
       });
+    }
+    if (allStopped) {
+      this.stop();
     }
   }
 
@@ -237,7 +244,12 @@ export function serveJobs<Job, Result, Context>(
       return;
     }
     const ran = (oneAtATime ? queue : Promise.resolve()).then(() => opened).then(({ context }) => run(request.job, context, note));
-    queue = Promise.all([queue, ran.catch(() => undefined)]);
+    // settled, not answered: the queue keeps no result
+    const settled = ran.then(
+      () => undefined,
+      () => undefined,
+    );
+    queue = Promise.all([queue, settled]);
     ran.then(
       (result) => port.postMessage({ id: request.id, result } satisfies PoolReply<Result>),
       (error: unknown) => port.postMessage({ id: request.id, error: describeError(error) } satisfies PoolReply<Result>),

@@ -100,7 +100,7 @@ async function writeRankFiles(
 ): Promise<NonFiniteCounts> {
   const settings: RankFileSettings = { args: options.args, iteration: options.iteration, checkFinite: options.checkFinite === true };
   const found: (readonly [string, number])[] = [];
-  const runners = rankFileRunners(threads, options.jobs, settings, options.space, onProgress);
+  const runners = rankFileRunners(threads, Math.min(options.jobs, jobs.length), settings, options.space, onProgress);
   try {
     await runJobs(jobs, runners, (counts) => found.push(...counts));
   } finally {

@@ -134,7 +134,10 @@ describe("rank files written in worker threads", () => {
     expect([existsSync(join(dir, "one")), existsSync(join(dir, "four"))]).toEqual([false, false]);
   });
 
-  it("fails with a worker thread's error, naming the tensor, and leaves no output or staging folder", async () => {
+  it.each([
+    { layout: { tp: 2, ep: 2 }, jobs: 2, files: "4 files, 2 at once" },
+    { layout: { tp: 2 }, jobs: 8, files: "2 files, --jobs 8" },
+  ])("fails with a worker thread's error, naming the tensor, and leaves no output or staging folder ($files)", async ({ layout, jobs }) => {
     const [{ openHfModel }, { buildPlan }, { writeMegatronCheckpoint }, { targetFrom }] = await Promise.all([
       dist("commands", "hf-input.js"),
       dist("commands", "build-plan.js"),
@@ -168,9 +171,9 @@ serveRankFiles(parentPort, workerData, async (source) => {
     const model = await openHfModel(FIXTURE);
     const out = join(dir, "out");
     try {
-      const { plan, args } = await buildPlan(model, targetFrom({ tp: 2, ep: 2 }));
+      const { plan, args } = await buildPlan(model, targetFrom(layout));
       const error = await failure(
-        writeMegatronCheckpoint({ out, plan, space: model.space, args, iteration: "release", jobs: 2, threads: { script, source: { dir: FIXTURE }, count: 2 } }),
+        writeMegatronCheckpoint({ out, plan, space: model.space, args, iteration: "release", jobs, threads: { script, source: { dir: FIXTURE }, count: 2 } }),
       );
       expect([error.code, error.message]).toEqual(["test.read-failed", `${FIXTURE}: cannot read model.embed_tokens.weight`]);
     } finally {

@@ -1,10 +1,10 @@
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { ConvertError } from "../../src/errors.js";
-import { stopAllWorkerThreads, WORKER_YOUNG_GENERATION_MB, WorkerPool, type PoolReply, type PoolRequest, type WorkerPoolOptions } from "../../src/engine/worker-pool.js";
+import { WORKER_YOUNG_GENERATION_MB, WorkerPool, type PoolReply, type PoolRequest, type WorkerPoolOptions } from "../../src/engine/worker-pool.js";
 import { makeTempDir } from "../support/tmpdir.js";
 import { REPO } from "../support/tiny-model.js";
 
@@ -93,32 +93,6 @@ describe("WorkerPool and serveJobs", () => {
     } finally {
       await pool.close();
     }
-  });
-
-  it("stopAllWorkerThreads ends threads in the middle of a job, which then neither creates files nor fails", async () => {
-    const dir = await makeTempDir();
-    const path = await servingScript(
-      "async () => ({ context: {}, close: async () => undefined })",
-      `async (job) => {
-  const { writeFileSync } = await import("node:fs");
-  for (let i = 0; ; i++) {
-    writeFileSync(job + "/" + i, "x");
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}`,
-    );
-    const pool = new WorkerPool<string, never>(path, {}, 2, OPTIONS);
-    const runs = [pool.run(join(dir, "")), pool.run(join(dir, ""))].map((run) => run.then(() => "answered", () => "failed"));
-    const sleep = (ms: number) => new Promise((resolve) => setTimeout(() => resolve("pending"), ms));
-    while ((await readdir(dir)).length < 20) {
-      await sleep(5);
-    }
-    stopAllWorkerThreads();
-    await sleep(100);
-    const files = (await readdir(dir)).length;
-    await sleep(200);
-    expect((await readdir(dir)).length).toBe(files);
-    expect(await Promise.race([...runs, sleep(0)])).toBe("pending");
   });
 
   it("rethrows a job's ConvertError with its code, message and hint, and goes on with the next job", async () => {
