@@ -3,6 +3,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
+import type { RawTargetFlags } from "../../src/cli/layout-options.js";
 import type { ProgressEvent } from "../../src/engine/progress.js";
 import { fixtureCopy, readShard, SHARD } from "../support/corpus-hf.js";
 import { FIXTURE } from "../support/run-cli.js";
@@ -59,10 +60,14 @@ async function failure(run: Promise<unknown>): Promise<Error & { code?: string }
 }
 
 describe("rank files written in worker threads", () => {
-  it("hf2mcore writes the same bytes, and reports the same progress, as one thread", async () => {
+  it.each<{ flags: RawTargetFlags; what: string }>([
+    { flags: { tp: 2, pp: 2, ep: 2 }, what: "TP2 PP2 EP2" },
+    // legacy GroupedMLP's transposed pieces (assembled whole), cast to fp32, the local spec
+    { flags: { tp: 2, ep: 4, experts: "grouped", dtype: "F32", spec: "local" }, what: "TP2 EP4, grouped experts, fp32, local spec" },
+  ])("hf2mcore writes the same bytes, and reports the same progress, as one thread ($what)", async ({ flags }) => {
     const { hf2mcore, targetFrom } = await built();
     const dir = await makeTempDir();
-    const target = targetFrom({ tp: 2, pp: 2, ep: 2 });
+    const target = targetFrom(flags);
     const events = { one: [] as ProgressEvent[], three: [] as ProgressEvent[] };
     const one = await hf2mcore({ ...target, hf: FIXTURE, out: join(dir, "one"), jobs: 3, threads: false, onProgress: (e) => events.one.push(e) });
     const three = await hf2mcore({ ...target, hf: FIXTURE, out: join(dir, "three"), jobs: 3, threads: true, onProgress: (e) => events.three.push(e) });
