@@ -10,6 +10,8 @@ export interface Measured {
   readonly systemSeconds: number;
   /** Everything the child wrote in its result file (scripts may add their own fields). */
   readonly record: Readonly<Record<string, unknown>>;
+  /** The end of what it printed (stdout and stderr together, the last 16 KiB). */
+  readonly output: string;
 }
 
 export class MeasuredRunError extends Error {
@@ -59,7 +61,7 @@ async function measure(label: string, command: string, args: readonly string[], 
   if (typeof maxRssKiB !== "number" || maxRssKiB <= 0) {
     throw new MeasuredRunError(label, code, signal, `no resource usage in ${resultFile}\n${tail}`);
   }
-  return { seconds, peakRssBytes: maxRssKiB * 1024, userSeconds: numberIn(record, "userSeconds"), systemSeconds: numberIn(record, "systemSeconds"), record };
+  return { seconds, peakRssBytes: maxRssKiB * 1024, userSeconds: numberIn(record, "userSeconds"), systemSeconds: numberIn(record, "systemSeconds"), record, output };
 }
 
 function numberIn(record: Readonly<Record<string, unknown>>, key: string): number {

@@ -37,6 +37,8 @@ export interface SizeResult {
   readonly torchLoadCheck: TorchLoadCheck | null;
   /** The threads verify checked in, each round (its report's `threads`: it depends on the CPUs and the bytes). */
   readonly verifyThreads: readonly number[];
+  /** The threads each write command wrote its rank files in, each round (its `--json` output's `threads`), by run name. */
+  readonly writeThreads: Readonly<Record<string, readonly number[]>>;
 }
 
 export interface Baseline {

@@ -73,9 +73,13 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     return run;
   };
   let tag = "";
+  const writeThreads: Record<string, number[]> = {};
   const cli = async (name: string, args: string[], out: string | undefined, readTrees: string[] = []): Promise<Run> => {
     await beforeStep(o);
     const m = await measureNode(name, BIN, args, usage);
+    if (args.includes("--json")) {
+      (writeThreads[name] ??= []).push(printedThreads(name, m.output));
+    }
     const run = runOf(name, ["megatron-convert", ...args], m, await treeBytes(out === undefined ? readTrees : [out]));
     o.log(`${name}${tag}: ${run.seconds.toFixed(2)} s, ${run.gbPerSecond.toFixed(2)} GB/s, peak RSS ${fmtBytes(run.peakRssBytes)}`);
     return run;
@@ -99,21 +103,21 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     };
     await rm(p("tp4ep4"), { recursive: true, force: true });
     await copy();
-    const tp4 = await cli("hf2mcore tp4 ep4", ["hf2mcore", hf, p("tp4ep4"), "--tp", "4", "--ep", "4", "--quiet", ...jobs], p("tp4ep4"));
+    const tp4 = await cli("hf2mcore tp4 ep4", ["hf2mcore", hf, p("tp4ep4"), "--tp", "4", "--ep", "4", "--quiet", "--json", ...jobs], p("tp4ep4"));
     if (round === 1) {
       torch = o.python === undefined ? null : await torchBaseline(o.python.python, hf, p("tp4ep4"), p("torch-tp4ep4"), o);
       await done(p("torch-tp4ep4"));
     }
     await copy();
     await rm(p("tp1"), { recursive: true, force: true });
-    const tp1 = await cli("hf2mcore tp1", ["hf2mcore", hf, p("tp1"), "--tp", "1", "--pp", "1", "--ep", "1", "--quiet", ...jobs], p("tp1"));
+    const tp1 = await cli("hf2mcore tp1", ["hf2mcore", hf, p("tp1"), "--tp", "1", "--pp", "1", "--ep", "1", "--quiet", "--json", ...jobs], p("tp1"));
     if (round === 1) {
       loadCheck = o.torchLoadCheck && o.python !== undefined ? await torchLoad(o.python.python, hf, join(p("tp1"), TP1_FILE), o) : null;
     }
     await done(p("tp1"));
     await copy();
     await rm(p("tp2pp2ep2"), { recursive: true, force: true });
-    const reshard = await cli("reshard tp4ep4 -> tp2 pp2 ep2", ["reshard", p("tp4ep4"), p("tp2pp2ep2"), "--tp", "2", "--pp", "2", "--ep", "2", "--quiet", ...jobs], p("tp2pp2ep2"));
+    const reshard = await cli("reshard tp4ep4 -> tp2 pp2 ep2", ["reshard", p("tp4ep4"), p("tp2pp2ep2"), "--tp", "2", "--pp", "2", "--ep", "2", "--quiet", "--json", ...jobs], p("tp2pp2ep2"));
     await done(p("tp2pp2ep2"));
     await copy();
     await rm(p("hf-back"), { recursive: true, force: true });
@@ -163,7 +167,17 @@ export async function runSize(requested: number, dims: SyntheticDims, o: SuiteOp
     torch: torch === null || runs[0] === undefined ? null : torchComparison(torch, runs[0]),
     torchLoadCheck: loadCheck,
     verifyThreads,
+    writeThreads,
   };
+}
+
+/** The thread count that `hf2mcore --json` or `reshard --json` printed last. */
+function printedThreads(name: string, output: string): number {
+  const found = [...output.matchAll(/"threads": ([0-9]+)/g)].at(-1)?.[1];
+  if (found === undefined) {
+    throw new Error(`internal: ${name} printed no thread count:\n${output.slice(-2000)}`);
+  }
+  return Number(found);
 }
 
 /** The thread count in a `verify --report` JSON. */

@@ -78,6 +78,10 @@ export function formatTables(sizes: readonly SizeResult[], checks: readonly Targ
       if (run.name === VERIFY_RUN) {
         lines.push(`  checked in ${[...new Set(s.verifyThreads)].join(" or ")} thread(s)`);
       }
+      const written = s.writeThreads[run.name];
+      if (written !== undefined) {
+        lines.push(`  written in ${[...new Set(written)].join(" or ")} thread(s)`);
+      }
     }
     if (s.torch !== null) {
       lines.push(runRow(s.torch.run, undefined));

@@ -154,6 +154,14 @@ describe("npm run bench (tiny, not timed)", () => {
         expect(threads).toBeGreaterThanOrEqual(1);
         expect(threads).toBeLessThanOrEqual(Math.min(8, json.machine.cpus));
       }
+      // the write commands' threads, from their --json: one on 1 or 2 CPUs; a TP1 file is one file
+      expect(Object.keys(s.writeThreads).sort()).toEqual(["hf2mcore tp1", "hf2mcore tp4 ep4", "reshard tp4ep4 -> tp2 pp2 ep2"]);
+      expect(s.writeThreads["hf2mcore tp1"]).toEqual([1]);
+      for (const counts of Object.values(s.writeThreads)) {
+        expect(counts).toHaveLength(1);
+        expect(counts[0]).toBeGreaterThanOrEqual(1);
+        expect(counts[0]).toBeLessThanOrEqual(json.machine.cpus <= 2 ? 1 : Math.min(8, json.machine.cpus));
+      }
     }
     // Per size: 6 ratios, 6 RSS limits, 2 torch ratios; then 6 RSS growths from the small to the large size.
     expect(json.targets).toHaveLength(2 * 14 + 6);
@@ -207,6 +215,7 @@ describe("bench --repeat", () => {
     expect(torch.speedup).toBeCloseTo(torch.run.seconds / shown.seconds, 9);
     expect(torch.memoryRatio).toBeCloseTo(torch.run.peakRssBytes / shown.peakRssBytes, 9);
     expect(size.verifyThreads).toHaveLength(2);
+    expect(size.writeThreads["hf2mcore tp4 ep4"]).toHaveLength(2);
     for (const r of size.runs) {
       expect(r.roundRatios).toHaveLength(2);
       expect(r.ratio).toBe(Math.max(...(r.roundRatios ?? [])));
