@@ -1,6 +1,7 @@
 import { asBuffer, firstDifference, readStored } from "./byte-compare.js";
 import { OpenFiles } from "./open-files.js";
 import type { Opened } from "../engine/worker-pool.js";
+import type { ByteSource } from "../formats/io/byte-source.js";
 import { dtypeBytes, formatShape, type Dtype, type StoredTensor } from "../model/tensor.js";
 
 /**
@@ -116,8 +117,10 @@ export function openCompareContext(): Opened<CompareContext> {
 export async function runCompareJob(job: CompareJob, context: CompareContext): Promise<CompareJobResult> {
   let bytes = 0;
   const differences: RangeDifference[] = [];
+  const { files, buffers } = context;
   for (const range of job) {
-    const found = await context.files.holding([range.left.file, range.right.file], () => compareRange(context, range));
+    // both shards are looked up once per range, not per chunk
+    const found = await files.with(range.left.file, (left) => files.with(range.right.file, (right) => compareRange(left, right, buffers, range)));
     bytes += found.bytes;
     if (found.difference !== undefined) {
       differences.push(found.difference);
@@ -126,15 +129,20 @@ export async function runCompareJob(job: CompareJob, context: CompareContext): P
   return { bytes, differences };
 }
 
-/** Compares a range chunk by chunk; its first differing element, named by its index. */
-async function compareRange({ files, buffers }: CompareContext, range: TensorRange): Promise<{ bytes: number; difference?: RangeDifference }> {
+/** Compares a range chunk by chunk, from its two open shards; its first differing element, named by its index. */
+async function compareRange(
+  leftSource: ByteSource,
+  rightSource: ByteSource,
+  buffers: CompareContext["buffers"],
+  range: TensorRange,
+): Promise<{ bytes: number; difference?: RangeDifference }> {
   const { name, from, to, left, right } = range;
   for (let at = from; at < to; at += CHUNK_BYTES) {
     const n = Math.min(CHUNK_BYTES, to - at);
     // both at once: reads that go to the thread pool (a cold cache) overlap
     const [x, y] = await Promise.all([
-      files.with(left.file, (source) => readStored(source, left.dataOffset + at, buffers.left.subarray(0, n))),
-      files.with(right.file, (source) => readStored(source, right.dataOffset + at, buffers.right.subarray(0, n))),
+      readStored(leftSource, left.dataOffset + at, buffers.left.subarray(0, n)),
+      readStored(rightSource, right.dataOffset + at, buffers.right.subarray(0, n)),
     ]);
     const differs = firstDifference(asBuffer(x), 0, y, 0, n);
     if (differs < n) {
