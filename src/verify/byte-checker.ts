@@ -48,7 +48,7 @@ async function checkWhole(check: WholeTensorCheck, context: ByteCheckContext): P
     for (const stored of check.tensors) {
       const actual = chunks.get(stored.model)?.get(stored.tensor.name);
       if (!(actual instanceof TensorRef) || actual.dtype !== stored.tensor.dtype || !sameShape(actual.shape, stored.tensor.shape)) {
-        throw new InputChangedError(check.path, stored.key, "file");
+        throw new InputChangedError(check.path, stored.key);
       }
       const problem = await compareTensor(source, actual, stored.tensor, context.space, context.pools);
       if (problem.message !== undefined) {

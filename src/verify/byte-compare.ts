@@ -3,8 +3,8 @@ import type { ByteSource } from "../formats/io/byte-source.js";
 
 /**
  * The byte-level steps every exact comparison shares: filling a reused buffer from a source,
- * finding where two byte ranges first differ, and the error for an input that changed under the
- * check. Kept apart from the tensor and plan code so that
+ * finding where two byte ranges first differ, and the error for a rank file that changed under
+ * the check. Kept apart from the tensor and plan code so that
  * `verify <hf-dir> <hf-dir>` loads only what it uses.
  */
 
@@ -37,14 +37,14 @@ export function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 /**
- * A file or folder being checked no longer holds what its header said when verify read it:
- * something wrote to it during the check.
+ * A rank file being checked no longer holds what its header said when verify read it: something
+ * wrote to it during the check.
  */
 export class InputChangedError extends ConvertError {
   readonly code = "verify.file-changed";
-  constructor(where: string, key: string, what: "file" | "folder") {
-    super(`${where}: ${key} is no longer the tensor its header named when verify started; the ${what} changed during the check`, {
-      hint: `verify ${what === "file" ? "a checkpoint" : "folders"} nothing is writing to`,
+  constructor(file: string, key: string) {
+    super(`${file}: ${key} is no longer the tensor its header named when verify started; the file changed during the check`, {
+      hint: "verify a checkpoint nothing is writing to",
     });
   }
 }
